@@ -1,0 +1,5 @@
+import sys
+
+from batchdesk.cli import main
+
+sys.exit(main())

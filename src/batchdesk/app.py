@@ -1,0 +1,43 @@
+"""The composition root: settings, paths and the database, built once and passed down."""
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from batchdesk.settings import AppPaths, Settings
+from batchdesk.storage import migrations_runner
+from batchdesk.storage.database import Database, resolve_target
+
+
+@dataclass(frozen=True)
+class AppContext:
+    paths: AppPaths
+    settings: Settings
+    database: Database
+
+
+def load_settings(environ: dict[str, str] | None = None) -> tuple[AppPaths, Settings]:
+    paths = AppPaths.from_environment(environ)
+    return paths, Settings.load(paths.settings_file)
+
+
+@contextmanager
+def open_app(
+    database_url: str | None = None,
+    *,
+    upgrade: bool = True,
+    on_status: Callable[[str], None] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Iterator[AppContext]:
+    """Open the configured database (upgrading its schema unless told not to); close it after."""
+    env = dict(os.environ) if environ is None else environ
+    paths, settings = load_settings(env)
+    target = resolve_target(database_url, env, settings)
+    database = Database.open(target, paths, on_status)
+    try:
+        if upgrade:
+            migrations_runner.upgrade(database)
+        yield AppContext(paths, settings, database)
+    finally:
+        database.close()

@@ -1,0 +1,132 @@
+"""Where batchdesk keeps its local files, and the settings a user can change.
+
+Settings live in one JSON file per user. `BATCHDESK_HOME` moves every local path (settings, the
+embedded database, logs) under one folder, which is what tests and studio admins use.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from batchdesk.domain.naming import DEFAULT_FALLBACK_PREFIX, DEFAULT_PREFIX_PATTERN, PrefixRule
+from batchdesk.errors import KnownError
+from batchdesk.storage.conninfo import strip_password
+
+APP_NAME = "batchdesk"
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The local folders batchdesk writes to."""
+
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.json"
+
+    @property
+    def pgdata(self) -> Path:
+        """The embedded PostgreSQL server's data directory."""
+        return self.data_dir / "postgres"
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> "AppPaths":
+        """Return the paths for this user, honouring `BATCHDESK_HOME`."""
+        env = os.environ if environ is None else environ
+        home = env.get("BATCHDESK_HOME")
+        if home:
+            root = Path(home).expanduser().absolute()
+            return cls(root / "config", root / "data", root / "logs")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # The embedded server runs as a separate system user and must be able to traverse
+            # every parent of its data directory; under /root that would open /root to all.
+            data_dir = Path("/var/lib/batchdesk")
+        else:
+            data_dir = platformdirs.user_data_path(APP_NAME)
+        return cls(
+            config_dir=platformdirs.user_config_path(APP_NAME),
+            data_dir=data_dir,
+            log_dir=platformdirs.user_log_path(APP_NAME),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a user can change. Every field has a default, so a missing file is a valid one."""
+
+    database_url: str | None = None
+    prefix_pattern: str = DEFAULT_PREFIX_PATTERN
+    fallback_prefix: str = DEFAULT_FALLBACK_PREFIX
+    default_pipeline: str = "original"
+
+    @property
+    def prefix_rule(self) -> PrefixRule:
+        return PrefixRule(pattern=self.prefix_pattern, fallback=self.fallback_prefix)
+
+    @classmethod
+    def load(cls, path: Path) -> "Settings":
+        """Read settings from `path`; a missing file gives the defaults."""
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls()
+        except OSError as exc:
+            raise KnownError(f"Cannot read the settings file {path}: {exc.strerror}.") from exc
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise KnownError(
+                f"The settings file {path} is not valid JSON (line {exc.lineno}): "
+                "fix it or delete it to start from the defaults."
+            ) from exc
+        if not isinstance(data, dict):
+            raise KnownError(f"The settings file {path} must hold a JSON object.")
+        return cls.from_dict(data, source=path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: Path | None = None) -> "Settings":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue  # a newer batchdesk's setting: keep working, it is preserved on save
+            if value is not None and not isinstance(value, str):
+                where = f" in {source}" if source else ""
+                raise KnownError(f"The setting {key!r}{where} must be text, not {value!r}.")
+            values[key] = value
+        settings = cls(**values)
+        settings.prefix_rule  # noqa: B018 - validates the pattern now, with a clear message
+        return settings
+
+    def save(self, path: Path) -> None:
+        """Write the settings atomically, keeping keys this version does not know."""
+        existing: dict[str, Any] = {}
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                existing = loaded
+        except (OSError, json.JSONDecodeError):
+            pass
+        data = existing | dataclasses.asdict(self)
+        if self.database_url:
+            # A password belongs in the keyring or ~/.pgpass, never in this file.
+            data["database_url"] = strip_password(self.database_url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=2, sort_keys=True)
+                out.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,352 @@
+"""Reading and deleting batches: the queries behind the tree, the dashboard and the CLI.
+
+Every function takes a Connection and returns frozen dataclasses, which may cross threads.
+Rows never carry file bytes: those stay in `blob_chunks` until an export asks for them.
+"""
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection
+
+from batchdesk.domain.batch_query import BatchQuery, SortOrder
+from batchdesk.domain.naming import parse_base_directory_name
+from batchdesk.errors import NotFound
+from batchdesk.storage import blob_store
+
+BATCH_COLUMNS = (
+    "id",
+    "customer_prefix",
+    "batch_date",
+    "batch_counter",
+    "base_directory_name",
+    "render_description",
+    "pipeline",
+    "total_files",
+    "total_pipelines",
+    "total_size",
+    "queued_count",
+    "processing_count",
+    "completed_count",
+    "failed_count",
+    "cancelled_count",
+    "status",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "created_by",
+    "dropbox_path",
+    "dropbox_uploaded_at",
+    "monday_item_id",
+)
+
+JOB_COLUMNS = (
+    "id",
+    "batch_id",
+    "position",
+    "file_name",
+    "source_path",
+    "input_sha256",
+    "input_size",
+    "pipeline",
+    "status",
+    "attempts",
+    "max_attempts",
+    "last_error",
+    "worker",
+    "heartbeat_at",
+    "run_after",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
+# Sort names (domain.batch_query.SORT_COLUMNS) to SQL; the only place a sort becomes SQL text.
+_SORT_SQL = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "completed_at": "completed_at",
+    "base_directory_name": "base_directory_name",
+    "customer_prefix": "customer_prefix",
+    "batch_date": "batch_date",
+    "render_description": "render_description",
+    "status": "status",
+    "total_files": "total_files",
+    "total_size": "total_size",
+    "created_by": "created_by",
+    "pipeline": "pipeline",
+    "progress": "(completed_count + failed_count + cancelled_count)::float8"
+    " / greatest(total_files, 1)",
+}
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: UUID
+    customer_prefix: str
+    batch_date: date
+    batch_counter: int
+    base_directory_name: str
+    render_description: str
+    pipeline: str
+    total_files: int
+    total_pipelines: int
+    total_size: int
+    queued_count: int
+    processing_count: int
+    completed_count: int
+    failed_count: int
+    cancelled_count: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    created_by: str
+    dropbox_path: str | None
+    dropbox_uploaded_at: datetime | None
+    monday_item_id: str | None
+
+    @property
+    def finished_count(self) -> int:
+        return self.completed_count + self.failed_count + self.cancelled_count
+
+    def as_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    batch_id: UUID
+    position: int
+    file_name: str
+    source_path: str
+    input_sha256: str  # hex
+    input_size: int
+    pipeline: str
+    status: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    worker: str | None
+    heartbeat_at: datetime | None
+    run_after: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """The dashboard figures, named as the original system named them."""
+
+    total_batches: int
+    queued: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    total_files_all_time: int
+    avg_files_per_batch: float
+    max_files_in_batch: int
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, datetime | date):
+            out[key] = value.isoformat()
+        elif isinstance(value, UUID):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _raw(connection: Connection) -> Any:
+    return connection.connection.driver_connection
+
+
+def _batch(row: tuple[Any, ...]) -> BatchRow:
+    return BatchRow(*row)
+
+
+def _job(row: tuple[Any, ...]) -> JobRow:
+    values = list(row)
+    values[5] = bytes(values[5]).hex()
+    return JobRow(*values)
+
+
+def _where(query: BatchQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.statuses:
+        clauses.append("status = ANY(%s)")
+        params.append(sorted(s.value for s in query.statuses))
+    if query.customer_prefix:
+        clauses.append("customer_prefix = %s")
+        params.append(query.customer_prefix)
+    if query.text:
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query.text) + "%"
+        clauses.append("(base_directory_name ILIKE %s OR render_description ILIKE %s)")
+        params.extend([pattern, pattern])
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def list_batches(connection: Connection, query: BatchQuery) -> list[BatchRow]:
+    """Return one page of batches matching `query`, in its order (ties broken by id)."""
+    where, params = _where(query)
+    direction = "DESC" if query.order is SortOrder.DESC else "ASC"
+    nulls = "NULLS LAST" if query.order is SortOrder.DESC else "NULLS FIRST"
+    sql = (
+        f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches{where} "
+        f"ORDER BY {_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction} "
+        "LIMIT %s OFFSET %s"
+    )
+    rows = _raw(connection).execute(sql, [*params, query.limit, query.offset]).fetchall()
+    return [_batch(row) for row in rows]
+
+
+def count_batches(connection: Connection, query: BatchQuery) -> int:
+    where, params = _where(query)
+    row = _raw(connection).execute(f"SELECT count(*) FROM batches{where}", params).fetchone()
+    return int(row[0])
+
+
+def find_batch(connection: Connection, reference: str) -> BatchRow:
+    """Return the batch named by `reference`: its id or its base directory name."""
+    raw = _raw(connection)
+    text = reference.strip()
+    row = None
+    try:
+        batch_id = UUID(text)
+    except ValueError:
+        row = raw.execute(
+            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE base_directory_name = %s",
+            (text,),
+        ).fetchone()
+    else:
+        row = raw.execute(
+            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = %s", (batch_id,)
+        ).fetchone()
+    if row is None:
+        hint = ""
+        if parse_base_directory_name(text) is None and not _looks_like_uuid(text):
+            hint = " (give a batch id or a name like PL_DXB_2026-11-28_batch-3)"
+        raise NotFound(f"There is no batch {reference!r}{hint}.")
+    return _batch(row)
+
+
+def _looks_like_uuid(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F-]{32,36}", text))
+
+
+def list_jobs(
+    connection: Connection, batch_id: UUID, *, offset: int = 0, limit: int | None = None
+) -> list[JobRow]:
+    """Return a batch's jobs in submission order, optionally one page of them."""
+    rows = (
+        _raw(connection)
+        .execute(
+            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE batch_id = %s "
+            "ORDER BY position LIMIT %s OFFSET %s",
+            (batch_id, limit, offset),
+        )
+        .fetchall()
+    )
+    return [_job(row) for row in rows]
+
+
+def batch_stats(connection: Connection) -> BatchStats:
+    row = (
+        _raw(connection)
+        .execute(
+            "SELECT count(*), "
+            "count(*) FILTER (WHERE status = 'queued'), "
+            "count(*) FILTER (WHERE status = 'processing'), "
+            "count(*) FILTER (WHERE status = 'completed'), "
+            "count(*) FILTER (WHERE status = 'failed'), "
+            "count(*) FILTER (WHERE status = 'cancelled'), "
+            "coalesce(sum(total_files), 0), "
+            "coalesce(round(avg(total_files), 1), 0)::float8, "
+            "coalesce(max(total_files), 0) "
+            "FROM batches"
+        )
+        .fetchone()
+    )
+    total, queued, processing, completed, failed, cancelled, files, average, largest = row
+    return BatchStats(
+        total_batches=total,
+        queued=queued,
+        processing=processing,
+        completed=completed,
+        failed=failed,
+        cancelled=cancelled,
+        total_files_all_time=int(files),
+        avg_files_per_batch=float(average),
+        max_files_in_batch=largest,
+    )
+
+
+def customer_prefixes(connection: Connection) -> list[str]:
+    rows = (
+        _raw(connection)
+        .execute("SELECT DISTINCT customer_prefix FROM batches ORDER BY customer_prefix")
+        .fetchall()
+    )
+    return [row[0] for row in rows]
+
+
+@dataclass(frozen=True)
+class DeletedBatch:
+    id: UUID
+    base_directory_name: str
+    total_files: int
+    interrupted_jobs: int  # jobs that were processing: their results will be discarded
+
+
+def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
+    """Delete a batch, its jobs and the stored files nothing else uses.
+
+    Locks the batch's jobs in id order before the batch row, the same order a worker finishing
+    a job takes (job, then its batch through the trigger), so the two cannot deadlock.
+    """
+    raw = _raw(connection)
+    locked = raw.execute(
+        "SELECT id, status, input_sha256 FROM jobs WHERE batch_id = %s ORDER BY id FOR UPDATE",
+        (batch_id,),
+    ).fetchall()
+    row = raw.execute(
+        "DELETE FROM batches WHERE id = %s RETURNING id, base_directory_name, total_files",
+        (batch_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"There is no batch {str(batch_id)!r}; it may have been deleted already.")
+    blob_store.delete_unreferenced(connection, (bytes(r[2]) for r in locked))
+    interrupted = sum(1 for r in locked if r[1] == "processing")
+    return DeletedBatch(row[0], row[1], row[2], interrupted)
+
+
+def drifted_batches(connection: Connection) -> list[str]:
+    """Return the names of batches whose stored counts disagree with their jobs."""
+    rows = (
+        _raw(connection)
+        .execute("SELECT base_directory_name FROM batch_count_drift ORDER BY base_directory_name")
+        .fetchall()
+    )
+    return [row[0] for row in rows]
+
+
+def recount_batch(connection: Connection, batch_id: UUID) -> bool:
+    """Recount a batch from its jobs; True if its counts were wrong and have been repaired."""
+    row = _raw(connection).execute("SELECT recount_batch(%s)", (batch_id,)).fetchone()
+    return bool(row[0])

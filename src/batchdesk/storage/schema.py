@@ -1,0 +1,146 @@
+"""The tables as SQLAlchemy Core sees them, for building queries.
+
+The migrations in `batchdesk/storage/migrations/versions/` create these tables (and the triggers
+that keep a batch's counts and status in step with its jobs); a test compares the two so they
+cannot drift apart. Columns the triggers own (counts, total_files, total_size, status,
+updated_at, completed_at) are never written by Python code.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+
+metadata = MetaData()
+
+NOW = text("now()")
+
+
+def _timestamp(name: str, *, default_now: bool = False) -> Column[object]:
+    if default_now:
+        return Column(name, TIMESTAMP(timezone=True), nullable=False, server_default=NOW)
+    return Column(name, TIMESTAMP(timezone=True))
+
+
+studio_settings = Table(
+    "studio_settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _timestamp("created_at", default_now=True),
+    _timestamp("updated_at", default_now=True),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("customer_prefix", Text, nullable=False),
+    Column("batch_date", Date, nullable=False),
+    Column("batch_counter", Integer, nullable=False),
+    Column("base_directory_name", Text, nullable=False),
+    Column("render_description", Text, nullable=False, server_default=""),
+    Column("pipeline", Text, ForeignKey("pipelines.name", onupdate="CASCADE"), nullable=False),
+    Column("total_files", Integer, nullable=False, server_default="0"),
+    Column("total_pipelines", Integer, nullable=False, server_default="1"),
+    Column("total_size", BigInteger, nullable=False, server_default="0"),
+    Column("queued_count", Integer, nullable=False, server_default="0"),
+    Column("processing_count", Integer, nullable=False, server_default="0"),
+    Column("completed_count", Integer, nullable=False, server_default="0"),
+    Column("failed_count", Integer, nullable=False, server_default="0"),
+    Column("cancelled_count", Integer, nullable=False, server_default="0"),
+    Column("status", Text, nullable=False, server_default="queued"),
+    _timestamp("created_at", default_now=True),
+    _timestamp("updated_at", default_now=True),
+    _timestamp("completed_at"),
+    Column("created_by", Text, nullable=False, server_default=""),
+    Column("dropbox_path", Text),
+    _timestamp("dropbox_uploaded_at"),
+    Column("monday_item_id", Text),
+    UniqueConstraint("base_directory_name", name="batches_base_directory_name_key"),
+    UniqueConstraint(
+        "customer_prefix", "batch_date", "batch_counter", name="batches_prefix_date_counter_key"
+    ),
+    CheckConstraint("batch_counter >= 1"),
+    Index("batches_status_idx", "status"),
+    Index("batches_created_at_idx", "created_at"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", LargeBinary, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    _timestamp("created_at", default_now=True),
+)
+
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column(
+        "sha256",
+        LargeBinary,
+        ForeignKey("blobs.sha256", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("chunk_index", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "batch_id", UUID(as_uuid=True), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("position", Integer, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("source_path", Text, nullable=False, server_default=""),
+    Column("input_sha256", LargeBinary, ForeignKey("blobs.sha256"), nullable=False),
+    Column("input_size", BigInteger, nullable=False),
+    Column("pipeline", Text, ForeignKey("pipelines.name", onupdate="CASCADE"), nullable=False),
+    Column("status", Text, nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False, server_default="3"),
+    Column("last_error", Text),
+    Column("worker", Text),
+    Column("lease_token", UUID(as_uuid=True)),
+    _timestamp("heartbeat_at"),
+    _timestamp("run_after", default_now=True),
+    _timestamp("created_at", default_now=True),
+    _timestamp("started_at"),
+    _timestamp("finished_at"),
+    UniqueConstraint("batch_id", "position", name="jobs_batch_id_position_key"),
+    Index("jobs_queued_idx", "run_after", "id", postgresql_where=text("status = 'queued'")),
+    Index("jobs_input_sha256_idx", "input_sha256"),
+)
+
+batch_day_counters = Table(
+    "batch_day_counters",
+    metadata,
+    Column("customer_prefix", Text, primary_key=True),
+    Column("batch_date", Date, primary_key=True),
+    Column("last_counter", Integer, nullable=False),
+)

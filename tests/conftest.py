@@ -1,0 +1,6 @@
+"""Test settings shared by every tier."""
+
+import os
+
+# GUI tests never need a screen; set before anything can import Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
