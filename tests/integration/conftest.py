@@ -113,3 +113,11 @@ def database(pg_server: TestServer, database_name: str) -> Iterator[Database]:
 @pytest.fixture
 def database_conninfo(pg_server: TestServer, database_name: str) -> str:
     return pg_server.conninfo(database_name)
+
+
+@pytest.fixture(scope="session")
+def readonly_conninfo(embedded_server: TestServer) -> Iterator[str]:
+    """A migrated database shared by a whole session, for tests that only read functions."""
+    name = embedded_server.create_database()
+    yield embedded_server.conninfo(name)
+    embedded_server.drop_database(name)
