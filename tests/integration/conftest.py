@@ -29,6 +29,8 @@ _names = itertools.count()
 class TestServer:
     """One PostgreSQL server and a migrated template database on it."""
 
+    __test__ = False  # a helper, not a test class
+
     def __init__(self, admin_conninfo: str) -> None:
         self.admin_conninfo = admin_conninfo
         self.template = f"batchdesk_tpl_{os.getpid()}"

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -111,7 +112,7 @@ blob_chunks = Table(
 jobs = Table(
     "jobs",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column(
         "batch_id", UUID(as_uuid=True), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False
     ),

@@ -1,0 +1,109 @@
+"""The schema: migrations and the query-side table definitions agree; versions are guarded."""
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from batchdesk.errors import SchemaMismatch
+from batchdesk.storage import migrations_runner
+from batchdesk.storage.database import Database
+from batchdesk.storage.schema import metadata
+from tests.integration.conftest import TestServer
+
+
+def test_migrated_schema_matches_the_tables_queries_are_built_from(database: Database) -> None:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_indexes_from_the_design_exist(database: Database, database_conninfo: str) -> None:
+    with psycopg.connect(database_conninfo) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+        ).fetchall()
+    definitions = {name: definition for name, definition in rows}
+    assert (
+        "(customer_prefix, batch_date, batch_counter)"
+        in (definitions["batches_prefix_date_counter_key"])
+    )
+    assert "(status)" in definitions["batches_status_idx"]
+    assert "(created_at)" in definitions["batches_created_at_idx"]
+    assert '(batch_id, "position")' in definitions["jobs_batch_id_position_key"]
+    assert "WHERE (status = 'queued'::text)" in definitions["jobs_queued_idx"]
+
+
+def test_a_default_pipeline_exists_so_submission_works_out_of_the_box(
+    database_conninfo: str,
+) -> None:
+    with psycopg.connect(database_conninfo) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM pipelines")]
+    assert "original" in names
+
+
+def test_upgrade_of_an_empty_database_installs_the_schema_and_is_idempotent(
+    pg_server: TestServer,
+) -> None:
+    name = pg_server.create_database()
+    try:
+        with psycopg.connect(pg_server.conninfo(name), autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        database = pg_server.open(name)
+        try:
+            assert migrations_runner.schema_status(database).current is None
+            first = migrations_runner.upgrade(database)
+            second = migrations_runner.upgrade(database)
+            assert first.is_current
+            assert second.is_current
+            migrations_runner.require_current(database)
+        finally:
+            database.engine.dispose()
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_a_schema_newer_than_this_program_is_refused_with_a_clear_sentence(
+    database: Database, database_conninfo: str
+) -> None:
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    status = migrations_runner.schema_status(database)
+    assert status.is_newer
+    with pytest.raises(SchemaMismatch, match="newer than this batchdesk") as caught:
+        migrations_runner.upgrade(database)
+    assert "install the newer batchdesk" in str(caught.value)
+    with pytest.raises(SchemaMismatch):
+        migrations_runner.require_current(database)
+    with psycopg.connect(database_conninfo) as conn:
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == ("9999_from_the_future",)
+
+
+def test_downgrade_removes_everything_the_upgrade_made(pg_server: TestServer) -> None:
+    from alembic import command
+
+    name = pg_server.create_database()
+    try:
+        database = pg_server.open(name)
+        try:
+            config = migrations_runner._config()
+            with database.begin() as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "base")
+            with psycopg.connect(pg_server.conninfo(name)) as conn:
+                leftovers = conn.execute(
+                    "SELECT c.relname FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relname NOT LIKE 'alembic_version%' "
+                    "UNION ALL SELECT p.proname FROM pg_proc p JOIN pg_namespace n "
+                    "ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+                ).fetchall()
+            assert leftovers == []
+        finally:
+            database.engine.dispose()
+    finally:
+        pg_server.drop_database(name)
