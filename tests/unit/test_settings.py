@@ -1,0 +1,49 @@
+"""Settings load, save and validate; BATCHDESK_HOME moves every local path."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batchdesk.errors import InvalidRequest, KnownError
+from batchdesk.settings import AppPaths, Settings
+
+
+def test_a_missing_settings_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert Settings.load(tmp_path / "settings.json") == Settings()
+
+
+def test_settings_round_trip_and_keep_keys_from_a_newer_version(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "settings.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"future_option": "keep me"}))
+    settings = Settings(database_url="postgresql://anna@db/x", fallback_prefix="OTHER")
+    settings.save(path)
+    assert Settings.load(path) == settings
+    assert json.loads(path.read_text())["future_option"] == "keep me"
+
+
+def test_a_password_never_reaches_the_settings_file(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    Settings(database_url="postgresql://anna:s3cret@db/x").save(path)
+    assert "s3cret" not in path.read_text()
+
+
+def test_a_broken_settings_file_is_reported_with_its_path_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{\n  "database_url": \n}')
+    with pytest.raises(KnownError, match=r"settings.json is not valid JSON \(line 3\)"):
+        Settings.load(path)
+
+
+def test_a_bad_prefix_pattern_in_settings_is_refused_when_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"prefix_pattern": "([A-Z"}))
+    with pytest.raises(InvalidRequest):
+        Settings.load(path)
+
+
+def test_batchdesk_home_moves_every_local_path(tmp_path: Path) -> None:
+    paths = AppPaths.from_environment({"BATCHDESK_HOME": str(tmp_path)})
+    for folder in (paths.config_dir, paths.data_dir, paths.log_dir, paths.pgdata):
+        assert folder.is_relative_to(tmp_path)
