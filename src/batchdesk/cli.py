@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -471,9 +472,15 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     logging.basicConfig(level=os.environ.get("BATCHDESK_LOG_LEVEL", "WARNING").upper())
+    # A polite kill (service stop, logout) unwinds like Ctrl+C, so the embedded server is let go.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

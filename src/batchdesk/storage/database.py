@@ -129,7 +129,7 @@ class Database:
         engine = make_engine(conninfo)
         database = cls(engine, description, conninfo, embedded)
         try:
-            with engine.connect() as connection:
+            with translate_errors(description), engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
         except BaseException:
             database.close()
@@ -176,8 +176,14 @@ def _is_connection_problem(exc: psycopg.Error) -> bool:
 
 
 def _unavailable_message(description: str, exc: psycopg.Error) -> str:
-    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
-    reason = reason.removeprefix("FATAL:").strip()
+    # libpq says 'connection to server at "h", port 5432 failed: Connection refused' and then a
+    # hint on the next line; the part after the last "failed:" is the reason a person needs.
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = lines[0] if lines else exc.__class__.__name__
+    reason = reason.removeprefix("connection failed:").strip()
+    if "failed:" in reason:
+        reason = reason.rsplit("failed:", 1)[1].strip()
+    reason = reason.removeprefix("FATAL:").strip().rstrip(".")
     return f"Cannot use the database {description}: {reason}."
 
 
