@@ -106,7 +106,12 @@ def upload(
         unique.setdefault(digest.sha256, (path, digest))
     with database.connect() as connection:
         stored = existing(connection, (d for _, d in unique.values()))
-    todo = [item for sha, item in unique.items() if sha not in stored]
+    # In hash order: two workstations uploading overlapping files insert their rows in the same
+    # order, so neither can hold one row while waiting for a row the other holds.
+    todo = sorted(
+        (item for sha, item in unique.items() if sha not in stored),
+        key=lambda item: item[1].sha256,
+    )
     total = sum(d.size for _, d in todo)
     done = 0
     if progress:
@@ -130,7 +135,8 @@ def _upload_group(
     raw: Any = connection.connection.driver_connection
     cursor = raw.cursor()
     rows = cursor.execute(
-        "INSERT INTO blobs (sha256, size) SELECT * FROM unnest(%s::bytea[], %s::bigint[]) "
+        "INSERT INTO blobs (sha256, size) "
+        "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) AS u(sha256, size) ORDER BY sha256 "
         "ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
         ([d.sha256 for _, d in group], [d.size for _, d in group]),
     ).fetchall()

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from batchdesk.domain.file_selection import SelectedFile, describe_selection
 from batchdesk.domain.naming import PrefixRule, base_directory_name
-from batchdesk.errors import Cancelled, InvalidRequest, NotFound
+from batchdesk.errors import Cancelled, InvalidRequest, KnownError, NotFound
 from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database
@@ -141,20 +141,26 @@ def submit(
         raise Cancelled("The submission was cancelled; no batch was created.")
 
     by_path = {f.path: d for f, d in zip(request.files, digests, strict=True)}
-    for _attempt in range(_BLOB_RACE_RETRIES):
+    for attempt in range(_BLOB_RACE_RETRIES):
         with database.begin() as connection:
             missing = _lock_blobs(connection, digests)
             if not missing:
-                created = tuple(
-                    _create_batch(connection, planned, by_path, description, request)
+                created = {
+                    planned.customer_prefix: _create_batch(
+                        connection, planned, by_path, description, request
+                    )
                     for planned in _in_lock_order(plan.batches)
-                )
-                order = {p.customer_prefix: i for i, p in enumerate(plan.batches)}
-                created = tuple(sorted(created, key=lambda b: order[b.customer_prefix]))
-                return SubmissionResult(created, plan.warnings)
-        # A batch deleted meanwhile took some of our blobs with it: store them again.
-        blob_store.upload(database, [i for i in items if i[1].sha256 in missing], None, cancelled)
-    raise RuntimeError("stored files kept disappearing while the batch was being created")
+                }
+                batches = tuple(created[p.customer_prefix] for p in plan.batches)
+                return SubmissionResult(batches, plan.warnings)
+        if attempt + 1 < _BLOB_RACE_RETRIES:
+            # A batch deleted meanwhile took some of our stored files with it: store them again.
+            again = [item for item in items if item[1].sha256 in missing]
+            blob_store.upload(database, again, upload_progress, cancelled)
+    raise KnownError(
+        "Files kept disappearing from the database while the batch was being created (another "
+        "workstation is deleting batches that use the same files); submit again."
+    )
 
 
 def _hash_all(
