@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 
 from batchdesk.storage import migrations_runner
 from batchdesk.storage.database import Database, make_engine
-from batchdesk.storage.embedded import EmbeddedServer
+from batchdesk.storage.embedded import DATABASE_OPTIONS, EmbeddedServer
 
 SERVER_URL = os.environ.get("BATCHDESK_TEST_DATABASE_URL")
 BACKENDS = ["embedded"] + (["server"] if SERVER_URL else [])
@@ -31,11 +31,13 @@ class TestServer:
 
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, admin_conninfo: str) -> None:
+    def __init__(self, admin_conninfo: str, create_options: str = "") -> None:
         self.admin_conninfo = admin_conninfo
         self.template = f"batchdesk_tpl_{os.getpid()}"
         self._drop(self.template)
-        self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
+        self._admin(
+            sql.SQL("CREATE DATABASE {} " + create_options).format(sql.Identifier(self.template))
+        )
         template_db = self.open(self.template)
         migrations_runner.upgrade(template_db)
         template_db.engine.dispose()
@@ -75,7 +77,8 @@ def embedded_server() -> Iterator[TestServer]:
     root = Path(tempfile.mkdtemp(prefix="batchdesk-test-pg-"))
     server = EmbeddedServer(root / "postgres")
     url = server.start()
-    test_server = TestServer(make_conninfo(url, dbname="postgres"))
+    # Made like the embedded database batchdesk makes for users.
+    test_server = TestServer(make_conninfo(url, dbname="postgres"), DATABASE_OPTIONS)
     yield test_server
     test_server.close()
     server.stop()

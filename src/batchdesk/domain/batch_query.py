@@ -79,5 +79,8 @@ class BatchQuery:
         parse_sort_column(self.sort_by)
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             raise InvalidRequest(f"A page holds 1 to {MAX_PAGE_SIZE} batches, not {self.limit}.")
+        for name, value in (("customer", self.customer_prefix), ("text", self.text)):
+            if value and "\x00" in value:
+                raise InvalidRequest(f"The {name} filter contains a NUL character.")
         if self.offset < 0:
             raise InvalidRequest(f"A page cannot start before the first batch ({self.offset}).")

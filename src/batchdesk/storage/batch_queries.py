@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.naming import parse_base_directory_name
-from batchdesk.errors import NotFound
+from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage import blob_store
 
 BATCH_COLUMNS = (
@@ -194,7 +194,7 @@ def _where(query: BatchQuery) -> tuple[str, list[Any]]:
         params.append(sorted(s.value for s in query.statuses))
     if query.customer_prefix:
         clauses.append("customer_prefix = %s")
-        params.append(query.customer_prefix)
+        params.append(query.customer_prefix.upper())  # prefixes are stored in upper case
     if query.text:
         pattern = "%" + re.sub(r"([\\%_])", r"\\\1", query.text) + "%"
         clauses.append("(base_directory_name ILIKE %s OR render_description ILIKE %s)")
@@ -226,6 +226,8 @@ def find_batch(connection: Connection, reference: str) -> BatchRow:
     """Return the batch named by `reference`: its id or its base directory name."""
     raw = _raw(connection)
     text = reference.strip()
+    if "\x00" in text:  # no name can hold one, and PostgreSQL text cannot carry it
+        raise NotFound(f"There is no batch {reference!r}.")
     row = None
     try:
         batch_id = UUID(text)
@@ -254,6 +256,8 @@ def list_jobs(
     connection: Connection, batch_id: UUID, *, offset: int = 0, limit: int | None = None
 ) -> list[JobRow]:
     """Return a batch's jobs in submission order, optionally one page of them."""
+    if offset < 0 or (limit is not None and limit < 0):
+        raise InvalidRequest(f"A page of jobs cannot start at {offset} or hold {limit} jobs.")
     rows = (
         _raw(connection)
         .execute(

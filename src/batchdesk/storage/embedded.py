@@ -25,6 +25,11 @@ from batchdesk.errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "batchdesk"
+# Unicode-aware case rules whatever locale this machine (and so initdb) happened to have: a
+# search for "crème" finds "CRÈME". The builtin provider needs no OS locale (PostgreSQL 17+).
+DATABASE_OPTIONS = (
+    "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
+)
 
 
 def _process_is_running(pid: int) -> bool:
@@ -97,7 +102,9 @@ class EmbeddedServer:
                 # Another batchdesk process may have created it a moment ago.
                 with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(
-                        sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME))
+                        sql.SQL("CREATE DATABASE {} " + DATABASE_OPTIONS).format(
+                            sql.Identifier(DATABASE_NAME)
+                        )
                     )
 
     def stop(self) -> None:
