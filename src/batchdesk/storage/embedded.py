@@ -99,8 +99,11 @@ class EmbeddedServer:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
             ).fetchone()
             if not found:
-                # Another batchdesk process may have created it a moment ago.
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                # Another batchdesk process may be creating it at this very moment: PostgreSQL
+                # then reports a duplicate database or, mid-creation, a duplicate catalog key.
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+                ):
                     conn.execute(
                         sql.SQL("CREATE DATABASE {} " + DATABASE_OPTIONS).format(
                             sql.Identifier(DATABASE_NAME)
@@ -134,8 +137,6 @@ def _import_pgserver(state_dir: Path) -> Any:
         server_class.lock_path = lock_path
         server_class._lock = fasteners.InterProcessLock(lock_path)
         server_class._batchdesk_lock_path = lock_path  # type: ignore[attr-defined]
-        # Used only when the data directory's path is too long for a socket name.
-        runtime = Path(tempfile.gettempdir()) / f"batchdesk-{os.getuid()}"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        server_class.runtime_path = runtime
+        # Used (and created) only when the data directory's path is too long for a socket name.
+        server_class.runtime_path = Path(tempfile.gettempdir()) / f"batchdesk-{os.getuid()}"
     return postgres_server

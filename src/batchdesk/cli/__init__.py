@@ -1,0 +1,133 @@
+"""The `batchdesk` command line: a stable contract that scripts and tests rely on.
+
+Exit codes: 0 success, 1 failure (the environment or the data said no), 2 usage. Errors are one
+sentence on stderr; `--json` output goes to stdout and nothing else does. Command modules are
+imported only when their command runs, so `--help`, `--version` and usage errors answer at once.
+"""
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from batchdesk import __version__
+from batchdesk.cli.output import err
+from batchdesk.domain.batch_query import SORT_COLUMNS
+from batchdesk.errors import KnownError
+
+
+class UsageError(KnownError):
+    exit_code = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="batchdesk",
+        description="Turn folders of PNG renders into named, tracked, exported batches.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchdesk {__version__}")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL server to use (also BATCHDESK_DATABASE_URL); default: embedded",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    commands.add_parser("gui", help="open the window (the default)")
+
+    submit = commands.add_parser("submit", help="files or folders of PNGs -> batch(es)")
+    submit.add_argument("paths", nargs="+", metavar="PATH")
+    submit.add_argument("-d", "--description", default="", help="batch description")
+    submit.add_argument("-p", "--pipeline", help="pipeline name (default from settings)")
+    submit.add_argument("--split-by-prefix", action="store_true", help="one batch per customer")
+    submit.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    listing = commands.add_parser("list", help="list batches, newest first")
+    listing.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        help="queued, processing, completed, failed or cancelled (repeat for several)",
+    )
+    listing.add_argument("--customer", metavar="PREFIX", help="customer prefix, e.g. PL_DXB")
+    listing.add_argument("--text", help="text in the name or description")
+    listing.add_argument(
+        "--sort-by", default="created_at", metavar="COL", help=", ".join(SORT_COLUMNS)
+    )
+    listing.add_argument("--order", default="desc", help="asc or desc (default desc)")
+    listing.add_argument("--limit", type=int, default=100, help="batches per page (100)")
+    listing.add_argument("--offset", type=int, default=0, help="skip this many batches")
+    listing.add_argument("--json", action="store_true")
+
+    show = commands.add_parser("show", help="one batch and its jobs")
+    show.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+    show.add_argument("--json", action="store_true")
+
+    stats = commands.add_parser("stats", help="dashboard figures")
+    stats.add_argument("--json", action="store_true")
+
+    delete = commands.add_parser("delete", help="delete batches with their jobs and files")
+    delete.add_argument("batches", nargs="+", metavar="BATCH")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    db = commands.add_parser("db", help="database schema and health")
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    actions.add_parser("upgrade", help="bring the schema up to this version")
+    status = actions.add_parser("status", help="which database, which schema revision")
+    status.add_argument("--json", action="store_true")
+    actions.add_parser("check", help="find batches whose counts disagree with their jobs")
+    actions.add_parser("repair", help="recount the batches that `check` finds")
+    timezone = actions.add_parser("timezone", help="show or set the zone that decides 'today'")
+    timezone.add_argument("zone", nargs="?", help="e.g. Europe/London; 'server' for the default")
+    return parser
+
+
+# Command -> (module, function); the module is imported when the command runs.
+COMMANDS: dict[str | None, tuple[str, str]] = {
+    None: ("batchdesk.cli.batch_commands", "cmd_gui"),
+    "gui": ("batchdesk.cli.batch_commands", "cmd_gui"),
+    "submit": ("batchdesk.cli.batch_commands", "cmd_submit"),
+    "list": ("batchdesk.cli.batch_commands", "cmd_list"),
+    "show": ("batchdesk.cli.batch_commands", "cmd_show"),
+    "stats": ("batchdesk.cli.batch_commands", "cmd_stats"),
+    "delete": ("batchdesk.cli.batch_commands", "cmd_delete"),
+    "db": ("batchdesk.cli.db_commands", "cmd_db"),
+}
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    logging.basicConfig(level=os.environ.get("BATCHDESK_LOG_LEVEL", "WARNING").upper())
+    # A polite kill (service stop, logout) unwinds like Ctrl+C, so the embedded server is let go.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        args = build_parser().parse_args(argv)
+        module, name = COMMANDS[args.command]
+        command: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return command(args)
+    except KnownError as exc:
+        err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err("Interrupted; nothing was left half done.")
+        return 130
+    except BrokenPipeError:
+        # `batchdesk list | head`: the reader left; that is not an error.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,108 @@
+"""The `batchdesk db ...` commands: schema, health and the studio's time zone."""
+
+import argparse
+
+from batchdesk.app import open_app
+from batchdesk.cli.output import err, print_json
+from batchdesk.domain.units import plural
+from batchdesk.errors import InvalidRequest
+from batchdesk.storage import batch_queries, migrations_runner
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    handler = {
+        "upgrade": _db_upgrade,
+        "status": _db_status,
+        "check": _db_check,
+        "repair": _db_repair,
+        "timezone": _db_timezone,
+    }[args.db_command]
+    return handler(args)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, upgrade=False, on_status=err) as app:
+        before = migrations_runner.schema_status(app.database)
+        after = migrations_runner.upgrade(app.database)
+        if before.current == after.current:
+            print(f"The schema of the {app.database.description} is {after.describe()}.")
+        else:
+            print(
+                f"Upgraded the {app.database.description} from revision "
+                f"{before.current or 'none'} to {after.current}."
+            )
+    return 0
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, upgrade=False, on_status=err) as app:
+        status = migrations_runner.schema_status(app.database)
+        if args.json:
+            print_json(
+                {
+                    "database": app.database.description,
+                    "embedded": app.database.is_embedded,
+                    "current_revision": status.current,
+                    "head_revision": status.head,
+                    "up_to_date": status.is_current,
+                }
+            )
+        else:
+            kind = "embedded" if app.database.is_embedded else "server"
+            print(f"Database: {app.database.description} ({kind})")
+            print(f"Schema: {status.describe()}")
+    # Behind or empty is not a failure (any command upgrades it); a newer schema is.
+    return 1 if status.is_newer else 0
+
+
+def _db_check(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
+        drifted = batch_queries.drifted_batches(connection)
+    if not drifted:
+        print("All batch counts agree with their jobs.")
+        return 0
+    for name in drifted:
+        print(f"{name}: counts disagree with its jobs")
+    err(f"{plural(len(drifted), 'batch', 'batches')} drifted: run `batchdesk db repair`.")
+    return 1
+
+
+def _db_repair(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app:
+        with app.database.connect() as connection:
+            drifted = batch_queries.drifted_batches(connection)
+            found = [batch_queries.find_batch(connection, name) for name in drifted]
+        repaired = 0
+        for batch in found:
+            with app.database.begin() as connection:
+                repaired += batch_queries.recount_batch(connection, batch.id)
+    print(f"Recounted {plural(repaired, 'batch', 'batches')}.")
+    return 0
+
+
+def _db_timezone(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app, app.database.begin() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        if args.zone:
+            if args.zone == "server":
+                raw.execute("DELETE FROM studio_settings WHERE key = 'time_zone'")
+            else:
+                known = raw.execute(
+                    "SELECT 1 FROM pg_timezone_names WHERE name = %s", (args.zone,)
+                ).fetchone()
+                if not known:
+                    raise InvalidRequest(
+                        f"Unknown time zone {args.zone!r}: use a name like Europe/London."
+                    )
+                raw.execute(
+                    "INSERT INTO studio_settings (key, value) VALUES ('time_zone', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (args.zone,),
+                )
+        row = raw.execute(
+            "SELECT coalesce((SELECT value FROM studio_settings WHERE key = 'time_zone'), "
+            "current_setting('TimeZone') || ' (the server''s zone)'), batchdesk_today()"
+        ).fetchone()
+    print(f"Batch dates follow {row[0]}; today is {row[1].isoformat()}.")
+    return 0
