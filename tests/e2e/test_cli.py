@@ -7,7 +7,6 @@ its own, with no database configured and no libpq variables, so the embedded ser
 unless a test names a server with `--database-url` or BATCHDESK_DATABASE_URL.
 """
 
-import contextlib
 import itertools
 import json
 import os
@@ -30,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from batchdesk import __version__
 from batchdesk.storage.migrations_runner import head_revision
 from batchdesk.storage.submission import MAX_DESCRIPTION_LENGTH
+from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
 from tests.factories import make_png
 
 SERVER_URL = os.environ.get("BATCHDESK_TEST_DATABASE_URL")
@@ -38,7 +38,6 @@ NO_SERVER = (
     "--database-url at (CI always sets it)"
 )
 SECRET = "s3cret-pw"
-COMMAND_TIMEOUT = 120
 
 STATS_KEYS = {
     # The original system's dashboard figures...
@@ -110,31 +109,6 @@ with open_app() as app:
 _names = itertools.count()
 
 
-@dataclass(frozen=True)
-class Run:
-    """One finished `batchdesk` process."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """Return stdout parsed as JSON: fails unless stdout holds JSON and nothing else."""
-        return json.loads(self.stdout)
-
-
-def environment_for(home: Path) -> dict[str, str]:
-    """Return this process's environment with batchdesk confined to `home` and no database set."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PG") and key not in {"BATCHDESK_DATABASE_URL", "BATCHDESK_LOG_LEVEL"}
-    }
-    env["BATCHDESK_HOME"] = str(home)
-    return env
-
-
 class Cli:
     """Runs `python -m batchdesk` on one BATCHDESK_HOME, with stdin that is not a terminal."""
 
@@ -156,33 +130,7 @@ class Cli:
         self, *commands: Sequence[str | Path], env: dict[str, str] | None = None
     ) -> list[Run]:
         """Start every command at once (they must not depend on each other); return their runs."""
-        argvs = [tuple(str(arg) for arg in command) for command in commands]
-        with contextlib.ExitStack() as stack:
-            processes = [
-                stack.enter_context(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "batchdesk", *argv],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        encoding="utf-8",
-                        errors="replace",
-                        env=self.env | (env or {}),
-                        cwd=self.home,
-                    )
-                )
-                for argv in argvs
-            ]
-            try:
-                outputs = [process.communicate(timeout=COMMAND_TIMEOUT) for process in processes]
-            except BaseException:
-                for process in processes:
-                    process.kill()
-                raise
-        return [
-            Run(argv, process.returncode, out, err)
-            for argv, process, (out, err) in zip(argvs, processes, outputs, strict=True)
-        ]
+        return run_together(self.home, *commands, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import platformdirs
@@ -24,9 +24,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
 from tests.factories import make_png
 
-COMMAND_TIMEOUT = 120
 STOP_TIMEOUT = 30
 
 # Opens the app as the window does, prints the connection string, then answers each line on
@@ -41,17 +41,6 @@ with open_app() as app:
             count = connection.exec_driver_sql("SELECT count(*) FROM batches").scalar()
         print(count, flush=True)
 """
-
-
-def environment_for(home: Path) -> dict[str, str]:
-    """Return this process's environment with batchdesk confined to `home` and no database set."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PG") and key not in {"BATCHDESK_DATABASE_URL", "BATCHDESK_LOG_LEVEL"}
-    }
-    env["BATCHDESK_HOME"] = str(home)
-    return env
 
 
 def pgdata_of(home: Path) -> Path:
@@ -84,39 +73,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = STOP_T
         time.sleep(0.05)
 
 
-def run_together(
-    home: Path, *commands: Sequence[str | Path]
-) -> list[subprocess.CompletedProcess[str]]:
-    """Start every `batchdesk` command at the same moment; wait for all and return them."""
-    argvs = [[sys.executable, "-m", "batchdesk", *map(str, command)] for command in commands]
-    with contextlib.ExitStack() as stack:
-        processes = [
-            stack.enter_context(
-                subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=environment_for(home),
-                    cwd=home,
-                )
-            )
-            for argv in argvs
-        ]
-        try:
-            outputs = [process.communicate(timeout=COMMAND_TIMEOUT) for process in processes]
-        except BaseException:
-            for process in processes:
-                process.kill()
-            raise
-    return [
-        subprocess.CompletedProcess(argv, process.returncode, out, err)
-        for argv, process, (out, err) in zip(argvs, processes, outputs, strict=True)
-    ]
-
-
-def run_batchdesk(home: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+def run_batchdesk(home: Path, *args: str | Path) -> Run:
     [result] = run_together(home, args)
     return result
 
