@@ -1,7 +1,6 @@
 """A submission is all or nothing, and each distinct file's bytes are stored once (promise 10)."""
 
 import hashlib
-import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -127,9 +126,7 @@ def test_two_identical_files_in_one_batch_are_stored_once(
     assert (count_rows(database, "blobs"), count_rows(database, "blob_chunks")) == (1, 1)
 
 
-def test_progress_reports_reading_then_uploading_each_ending_complete(
-    database: Database, tmp_path: Path
-) -> None:
+def test_progress_counts_stored_bytes_up_to_the_total(database: Database, tmp_path: Path) -> None:
     paths = [
         make_noise_png(tmp_path / "PL_DXB191_noise.png", side=700),
         make_png(tmp_path / "PL_DXB192_small.png"),
@@ -139,13 +136,24 @@ def test_progress_reports_reading_then_uploading_each_ending_complete(
 
     submit(database, request_for(paths), progress=lambda *report: reports.append(report))
 
-    phases = [phase for phase, _, _ in reports]
-    assert [phase for phase, _ in itertools.groupby(phases)] == ["Reading", "Uploading"]
-    for phase in ("Reading", "Uploading"):
-        done = [d for p, d, t in reports if p == phase and t == total]
-        assert len(done) == phases.count(phase)
-        assert done == sorted(done)
-        assert done[-1] == total
+    assert {phase for phase, _, _ in reports} == {"Storing"}
+    assert {all_ for _, _, all_ in reports} == {total}
+    done = [d for _, d, _ in reports]
+    assert done == sorted(done)
+    assert (done[0], done[-1]) == (0, total)
+    assert len(set(done)) > 2  # the 1.4 MB file reports chunk by chunk
+
+
+def test_files_already_stored_count_as_done_at_once(database: Database, tmp_path: Path) -> None:
+    path = make_png(tmp_path / "first" / "PL_DXB191_view0.png")
+    submit(database, request_for([path]))
+    again = make_png(tmp_path / "again" / "PL_DXB191_view0.png")  # the same bytes
+    reports: list[tuple[str, int, int]] = []
+
+    submit(database, request_for([again]), progress=lambda *report: reports.append(report))
+
+    size = again.stat().st_size
+    assert [(done, all_) for _, done, all_ in reports] == [(0, size), (size, size)]
 
 
 def test_cancelling_during_the_upload_leaves_no_batch_no_job_and_no_stored_file(
@@ -158,7 +166,7 @@ def test_cancelling_during_the_upload_leaves_no_batch_no_job_and_no_stored_file(
     pressed: list[bool] = []
 
     def progress(phase: str, done: int, total: int) -> None:
-        if phase == "Uploading" and done > 0:  # the first chunk is on its way
+        if done > 0:  # the first chunk is on its way
             pressed.append(True)
 
     with pytest.raises(Cancelled):
@@ -175,7 +183,7 @@ def test_a_file_that_changed_after_it_was_hashed_is_refused_and_not_stored(
     as_hashed = FileDigest(hashlib.sha256(b"what it held earlier").digest(), path.stat().st_size)
 
     with pytest.raises(FileProblem, match="changed while it was being submitted"):
-        blob_store.upload(database, [(path, as_hashed)])
+        blob_store.upload(database, [(path, as_hashed)], as_hashed.size)
 
     assert (count_rows(database, "blobs"), count_rows(database, "blob_chunks")) == (0, 0)
 
@@ -327,7 +335,7 @@ def test_a_file_whose_only_batch_is_deleted_while_it_is_being_submitted_is_store
     deleted: list[UUID] = []
 
     def progress(phase: str, done: int, total: int) -> None:
-        if phase == "Uploading" and done == total:  # nothing to send: the file is stored
+        if done == total:  # nothing to send: the file is stored
             uploaded.append(True)
 
     def delete_earlier_batch_once_uploaded() -> bool:

@@ -8,7 +8,7 @@ before the batch is created: a blob nobody references yet is harmless and is rem
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,7 +76,7 @@ def existing(connection: Connection, digests: Iterable[FileDigest]) -> set[bytes
 
 
 def _transaction_groups(
-    items: Sequence[tuple[Path, FileDigest]],
+    items: Iterable[tuple[Path, FileDigest]],
 ) -> Iterator[list[tuple[Path, FileDigest]]]:
     group: list[tuple[Path, FileDigest]] = []
     group_bytes = 0
@@ -92,36 +92,37 @@ def _transaction_groups(
 
 def upload(
     database: Database,
-    items: Sequence[tuple[Path, FileDigest]],
+    items: Iterable[tuple[Path, FileDigest]],
+    total: int,
     progress: ProgressCallback | None = None,
     cancelled: CancelCheck | None = None,
 ) -> int:
-    """Store the files not stored yet; return how many bytes were sent.
+    """Store the files not stored yet, a transaction per group; return how many bytes were sent.
 
-    Two workstations uploading the same file at once is fine: the second one's insert of the
+    `items` may be produced lazily (hashed ahead on another thread), and `total` is their size
+    in bytes: progress counts a file already stored as done as soon as that is known. Two
+    workstations uploading the same file at once is fine: the second one's insert of the
     `blobs` row waits for the first to commit, then skips the file.
     """
-    unique: dict[bytes, tuple[Path, FileDigest]] = {}
-    for path, digest in items:
-        unique.setdefault(digest.sha256, (path, digest))
-    with database.connect() as connection:
-        stored = existing(connection, (d for _, d in unique.values()))
-    # In hash order: two workstations uploading overlapping files insert their rows in the same
-    # order, so neither can hold one row while waiting for a row the other holds.
-    todo = sorted(
-        (item for sha, item in unique.items() if sha not in stored),
-        key=lambda item: item[1].sha256,
-    )
-    total = sum(d.size for _, d in todo)
-    done = 0
+    done = sent = 0
     if progress:
         progress(0, total)
-    for group in _transaction_groups(todo):
+    for group in _transaction_groups(items):
         if cancelled and cancelled():
             raise Cancelled("The submission was cancelled; no batch was created.")
+        unique: dict[bytes, tuple[Path, FileDigest]] = {}
+        for path, digest in group:
+            unique.setdefault(digest.sha256, (path, digest))
         with database.begin() as connection:
-            done += _upload_group(connection, group, done, total, progress, cancelled)
-    return done
+            stored = existing(connection, (d for _, d in unique.values()))
+            todo = [item for sha, item in unique.items() if sha not in stored]
+            done += sum(d.size for _, d in group) - sum(d.size for _, d in todo)
+            group_sent = _upload_group(connection, todo, done, total, progress, cancelled)
+        done += group_sent
+        sent += group_sent
+        if progress:
+            progress(done, total)
+    return sent
 
 
 def _upload_group(
@@ -132,8 +133,12 @@ def _upload_group(
     progress: ProgressCallback | None,
     cancelled: CancelCheck | None,
 ) -> int:
+    if not group:
+        return 0
     raw: Any = connection.connection.driver_connection
     cursor = raw.cursor()
+    # In hash order: two workstations uploading overlapping files insert their rows in the same
+    # order, so neither can hold one row while waiting for a row the other holds.
     rows = cursor.execute(
         "INSERT INTO blobs (sha256, size) "
         "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) AS u(sha256, size) ORDER BY sha256 "

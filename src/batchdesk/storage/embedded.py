@@ -7,6 +7,7 @@ removes its id, so ids of processes that no longer run are pruned before attachi
 server would never be stopped again.
 """
 
+import atexit
 import contextlib
 import json
 import logging
@@ -114,6 +115,9 @@ class EmbeddedServer:
         """Let go of the server; it stops when no other batchdesk process still uses it."""
         if self._server is not None:
             self._server.cleanup()
+            # The library registers the same clean-up to run again at exit; it would retake
+            # its lock and so recreate the lock file in a folder the caller may have removed.
+            atexit.unregister(self._server._cleanup)
             self._server = None
 
 

@@ -8,7 +8,8 @@ commits leaves no batch and uses no batch number.
 
 import getpass
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -133,12 +134,27 @@ def submit(
     with database.connect() as connection:
         require_pipeline(connection, request.pipeline)
 
-    digests = _hash_all(request.files, progress, cancelled)
-    items = [(f.path, d) for f, d in zip(request.files, digests, strict=True)]
-    upload_progress = (lambda done, total: progress("Uploading", done, total)) if progress else None
-    blob_store.upload(database, items, upload_progress, cancelled)
+    total = sum(f.size for f in request.files)
+    upload_progress = (lambda done, all_: progress("Storing", done, all_)) if progress else None
+    digests: list[FileDigest] = []
+    # Hashing runs one step ahead on a thread of its own (hashlib releases the GIL), so the
+    # files are read and hashed while earlier ones are being written to the database.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchdesk-hash") as hasher:
+        futures = [hasher.submit(blob_store.hash_file, f.path) for f in request.files]
+        try:
+            blob_store.upload(
+                database,
+                _collect(request.files, futures, digests, cancelled),
+                total,
+                upload_progress,
+                cancelled,
+            )
+        finally:
+            for future in futures:
+                future.cancel()
     if cancelled and cancelled():
         raise Cancelled("The submission was cancelled; no batch was created.")
+    items = [(f.path, d) for f, d in zip(request.files, digests, strict=True)]
 
     by_path = {f.path: d for f, d in zip(request.files, digests, strict=True)}
     for attempt in range(_BLOB_RACE_RETRIES):
@@ -156,33 +172,27 @@ def submit(
         if attempt + 1 < _BLOB_RACE_RETRIES:
             # A batch deleted meanwhile took some of our stored files with it: store them again.
             again = [item for item in items if item[1].sha256 in missing]
-            blob_store.upload(database, again, upload_progress, cancelled)
+            size = sum(d.size for _, d in again)
+            blob_store.upload(database, again, size, upload_progress, cancelled)
     raise KnownError(
         "Files kept disappearing from the database while the batch was being created (another "
         "workstation is deleting batches that use the same files); submit again."
     )
 
 
-def _hash_all(
+def _collect(
     files: Sequence[SelectedFile],
-    progress: ProgressCallback | None,
+    futures: Sequence["Future[FileDigest]"],
+    into: list[FileDigest],
     cancelled: blob_store.CancelCheck | None,
-) -> list[FileDigest]:
-    total = sum(f.size for f in files)
-    done = 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress("Reading", done, total)
-
-    digests = []
-    for selected in files:
+) -> Iterator[tuple[Path, FileDigest]]:
+    """Yield each file with its digest as the hashing thread finishes it, keeping the digests."""
+    for selected, future in zip(files, futures, strict=True):
         if cancelled and cancelled():
             raise Cancelled("The submission was cancelled; no batch was created.")
-        digests.append(blob_store.hash_file(selected.path, advance))
-    return digests
+        digest = future.result()
+        into.append(digest)
+        yield selected.path, digest
 
 
 def _in_lock_order(batches: Sequence[PlannedBatch]) -> list[PlannedBatch]:
