@@ -821,6 +821,35 @@ def test_batchdesk_database_url_variable_selects_the_server_and_the_option_overr
         assert SECRET not in run.stdout + run.stderr, run
 
 
+def test_libpq_variables_fill_in_what_the_url_leaves_out(
+    cli: Cli, server_database: ServerDatabase, tmp_path: Path
+) -> None:
+    assert SERVER_URL
+    params = conninfo_to_dict(SERVER_URL)
+    host = str(params.get("host") or "127.0.0.1")
+    port = str(params.get("port") or "5432")
+    user = str(params.get("user") or "postgres")
+    # The URL names nothing: libpq takes host, port, user and database from PG* variables,
+    # exactly as psql would (and a password from ~/.pgpass, which a trusting server ignores).
+    libpq_env = {
+        "PGHOST": host,
+        "PGPORT": port,
+        "PGUSER": user,
+        "PGDATABASE": server_database.name,
+    }
+
+    upgraded = cli.run("--database-url", "postgresql://", "db", "upgrade", env=libpq_env)
+    status = cli.run("--database-url", "postgresql://", "db", "status", "--json", env=libpq_env)
+
+    assert upgraded.returncode == 0, upgraded
+    assert status.returncode == 0, status
+    assert status.json()["embedded"] is False
+    assert status.json()["current_revision"] == head_revision()
+    assert batch_names_on(SERVER_URL, server_database.name) == []  # upgraded, empty, on the server
+    for run in (upgraded, status):
+        assert server_database.password not in run.stdout + run.stderr
+
+
 def test_a_database_missing_on_the_server_is_one_sentence_without_the_password(
     cli: Cli, server_database: ServerDatabase
 ) -> None:
