@@ -67,6 +67,9 @@ class Settings:
     prefix_pattern: str = DEFAULT_PREFIX_PATTERN
     fallback_prefix: str = DEFAULT_FALLBACK_PREFIX
     default_pipeline: str = "original"
+    worker_threads: int = 2
+    max_megapixels: int = 200  # larger inputs fail as possible decompression bombs
+    memory_budget_mb: int = 2048  # decoded images a worker may hold at once (estimate)
 
     @property
     def prefix_rule(self) -> PrefixRule:
@@ -99,9 +102,11 @@ class Settings:
         for key, value in data.items():
             if key not in known:
                 continue  # a newer batchdesk's setting: keep working, it is preserved on save
-            if value is not None and not isinstance(value, str):
+            expected = int if isinstance(known[key].default, int) else str
+            if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
                 where = f" in {source}" if source else ""
-                raise KnownError(f"The setting {key!r}{where} must be text, not {value!r}.")
+                kind = "a whole number" if expected is int else "text"
+                raise KnownError(f"The setting {key!r}{where} must be {kind}, not {value!r}.")
             values[key] = value
         settings = cls(**values)
         settings.prefix_rule  # noqa: B018 - validates the pattern now, with a clear message

@@ -329,13 +329,18 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
         "SELECT id, status, input_sha256 FROM jobs WHERE batch_id = %s ORDER BY id FOR UPDATE",
         (batch_id,),
     ).fetchall()
+    outputs = raw.execute(
+        "SELECT o.sha256 FROM job_outputs o JOIN jobs j ON j.id = o.job_id WHERE j.batch_id = %s",
+        (batch_id,),
+    ).fetchall()
     row = raw.execute(
         "DELETE FROM batches WHERE id = %s RETURNING id, base_directory_name, total_files",
         (batch_id,),
     ).fetchone()
     if row is None:
         raise NotFound(f"There is no batch {str(batch_id)!r}; it may have been deleted already.")
-    blob_store.delete_unreferenced(connection, (bytes(r[2]) for r in locked))
+    files = [bytes(r[2]) for r in locked] + [bytes(r[0]) for r in outputs]
+    blob_store.delete_unreferenced(connection, files)
     interrupted = sum(1 for r in locked if r[1] == "processing")
     return DeletedBatch(row[0], row[1], row[2], interrupted)
 

@@ -8,7 +8,7 @@ before the batch is created: a blob nobody references yet is harmless and is rem
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -125,6 +125,16 @@ def upload(
     return sent
 
 
+def store_in_transaction(connection: Connection, items: Sequence[tuple[Path, FileDigest]]) -> int:
+    """Store the files not stored yet inside the caller's transaction; return bytes sent."""
+    unique: dict[bytes, tuple[Path, FileDigest]] = {}
+    for path, digest in items:
+        unique.setdefault(digest.sha256, (path, digest))
+    stored = existing(connection, (d for _, d in unique.values()))
+    todo = [item for sha, item in unique.items() if sha not in stored]
+    return _upload_group(connection, todo, 0, 0, None, None)
+
+
 def _upload_group(
     connection: Connection,
     group: list[tuple[Path, FileDigest]],
@@ -200,7 +210,8 @@ def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> 
     raw.execute("SELECT pg_advisory_xact_lock(%s)", (BLOB_GC_LOCK_KEY,))
     deleted = raw.execute(
         "DELETE FROM blobs b WHERE b.sha256 = ANY(%s) "
-        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256)",
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256) "
+        "AND NOT EXISTS (SELECT 1 FROM job_outputs o WHERE o.sha256 = b.sha256)",
         (hashes,),
     ).rowcount
     return int(deleted)

@@ -136,6 +136,36 @@ jobs = Table(
     UniqueConstraint("batch_id", "position", name="jobs_batch_id_position_key"),
     Index("jobs_queued_idx", "run_after", "id", postgresql_where=text("status = 'queued'")),
     Index("jobs_input_sha256_idx", "input_sha256"),
+    Index("jobs_processing_worker_idx", "worker", postgresql_where=text("status = 'processing'")),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("threads", Integer, nullable=False),
+    _timestamp("started_at", default_now=True),
+    _timestamp("heartbeat_at", default_now=True),
+)
+
+job_outputs = Table(
+    "job_outputs",
+    metadata,
+    Column(
+        "job_id",
+        BigInteger,
+        ForeignKey("jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", Text, primary_key=True),
+    Column("sha256", LargeBinary, ForeignKey("blobs.sha256"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Index("job_outputs_sha256_idx", "sha256"),
 )
 
 batch_day_counters = Table(

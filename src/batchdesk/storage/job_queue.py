@@ -1,0 +1,369 @@
+"""The job queue in SQL: claim, finish, give back, reap, and the batch-wide retry and cancel.
+
+Lock order, everywhere: a statement locks the job rows it changes (in id order), then the job
+triggers lock their batch rows (in id order). Nothing locks a batch row and then its jobs, so a
+worker finishing a job and a lead cancelling its batch cannot deadlock.
+
+Fencing: claiming a job gives it a fresh `lease_token`; finishing or giving it back names that
+token. A worker that was declared dead and comes back holds a token nobody honours any more, so
+it changes nothing.
+"""
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from batchdesk.storage import blob_store
+from batchdesk.storage.blob_store import FileDigest
+from batchdesk.storage.database import Database, is_retryable
+
+# Serialises the reaper across the studio: one worker reaps at a time.
+REAPER_LOCK_KEY = 0x62617463_68646B03
+RETRY_BACKOFF_SECONDS = 10  # first retry after 10 s, then 20 s, 40 s...
+_DEADLOCK_RETRIES = 5
+
+T = TypeVar("T")
+
+
+def _raw(connection: Connection) -> Any:
+    return connection.connection.driver_connection
+
+
+def new_worker_id(name: str | None = None) -> str:
+    """Return a worker id that names where it runs: `host:pid:random`."""
+    return f"{name or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds, with the token that proves it still does."""
+
+    id: int
+    batch_id: UUID
+    lease_token: UUID
+    file_name: str
+    input_sha256: bytes
+    input_size: int
+    pipeline: str
+    attempts: int
+    max_attempts: int
+    base_directory_name: str
+
+
+class _Fenced(Exception):
+    """The job stopped being this worker's during its completion; roll everything back."""
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    name: str
+    digest: FileDigest
+    media_type: str
+    width: int
+    height: int
+
+
+def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
+    """Run `work` in a transaction, running it again if the database reports a deadlock."""
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with database.begin() as connection:
+                return work(connection)
+        except DBAPIError as exc:
+            if not is_retryable(exc) or attempt + 1 == _DEADLOCK_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def register_worker(database: Database, worker_id: str, threads: int) -> None:
+    with database.begin() as connection:
+        _raw(connection).execute(
+            "INSERT INTO workers (id, host, pid, threads) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+            (worker_id, socket.gethostname(), os.getpid(), threads),
+        )
+
+
+def heartbeat(database: Database, worker_id: str) -> bool:
+    """Record that the worker lives; False if it had been declared dead meanwhile."""
+    with database.begin() as connection:
+        row = (
+            _raw(connection)
+            .execute(
+                "UPDATE workers SET heartbeat_at = now() WHERE id = %s RETURNING id", (worker_id,)
+            )
+            .fetchone()
+        )
+    return row is not None
+
+
+def unregister_worker(database: Database, worker_id: str) -> None:
+    with database.begin() as connection:
+        _raw(connection).execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+
+
+def claim(database: Database, worker_id: str) -> ClaimedJob | None:
+    """Take the next queued job that is due, or None; many claimers never get the same job."""
+    with database.begin() as connection:
+        row = (
+            _raw(connection)
+            .execute(
+                "UPDATE jobs j SET status = 'processing', worker = %s, "
+                "lease_token = gen_random_uuid(), attempts = j.attempts + 1, "
+                "started_at = now(), heartbeat_at = now(), finished_at = NULL "
+                "FROM batches b "
+                "WHERE b.id = j.batch_id AND j.id = ("
+                "  SELECT id FROM jobs WHERE status = 'queued' AND run_after <= now() "
+                "  ORDER BY run_after, id FOR UPDATE SKIP LOCKED LIMIT 1) "
+                "RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, "
+                "j.input_size, j.pipeline, j.attempts, j.max_attempts, b.base_directory_name",
+                (worker_id,),
+            )
+            .fetchone()
+        )
+    if row is None:
+        return None
+    values = list(row)
+    values[4] = bytes(values[4])
+    return ClaimedJob(*values)
+
+
+def complete(
+    database: Database, job: ClaimedJob, outputs: Sequence[tuple[StoredOutput, Any]]
+) -> bool:
+    """Store the outputs and mark the job completed, in one transaction; False if fenced off.
+
+    `outputs` pairs each output's description with its file path. The files are written before
+    the job row is touched, so the job and batch rows are locked only for the final update.
+    """
+
+    def work(connection: Connection) -> bool:
+        raw = _raw(connection)
+        still_mine = raw.execute(
+            "SELECT 1 FROM jobs WHERE id = %s AND lease_token = %s AND status = 'processing'",
+            (job.id, job.lease_token),
+        ).fetchone()
+        if not still_mine:
+            return False
+        blob_store.store_in_transaction(connection, [(path, out.digest) for out, path in outputs])
+        if outputs:
+            raw.cursor().executemany(
+                "INSERT INTO job_outputs (job_id, name, sha256, size, media_type, width, height) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        job.id,
+                        o.name,
+                        o.digest.sha256,
+                        o.digest.size,
+                        o.media_type,
+                        o.width,
+                        o.height,
+                    )
+                    for o, _ in outputs
+                ],
+            )
+        done = raw.execute(
+            "UPDATE jobs SET status = 'completed', finished_at = now(), last_error = NULL, "
+            "lease_token = NULL WHERE id = %s AND lease_token = %s AND status = 'processing' "
+            "RETURNING id",
+            (job.id, job.lease_token),
+        ).fetchone()
+        if done is None:
+            raise _Fenced  # cancelled or reaped while the outputs were written: undo them
+        return True
+
+    try:
+        return with_retry(database, work)
+    except _Fenced:
+        return False
+
+
+def fail(database: Database, job: ClaimedJob, message: str, *, retryable: bool) -> str | None:
+    """Record a failure: back to the queue with a delay if worth retrying, else failed.
+
+    Returns the job's new status, or None if the job was no longer this worker's.
+    """
+    delay = RETRY_BACKOFF_SECONDS * 2 ** max(job.attempts - 1, 0)
+
+    def work(connection: Connection) -> str | None:
+        row = (
+            _raw(connection)
+            .execute(
+                "UPDATE jobs SET "
+                "status = CASE WHEN %(retry)s AND attempts < max_attempts "
+                "  THEN 'queued' ELSE 'failed' END, "
+                "run_after = now() + make_interval(secs => %(delay)s), "
+                "finished_at = CASE WHEN %(retry)s AND attempts < max_attempts "
+                "  THEN NULL ELSE now() END, "
+                "last_error = %(message)s, lease_token = NULL "
+                "WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
+                "RETURNING status",
+                {
+                    "retry": retryable,
+                    "delay": delay,
+                    "message": message,
+                    "id": job.id,
+                    "token": job.lease_token,
+                },
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    return with_retry(database, work)
+
+
+def release(database: Database, job: ClaimedJob) -> bool:
+    """Give a job back to the queue untried (a clean stop): its attempt does not count."""
+
+    def work(connection: Connection) -> bool:
+        row = (
+            _raw(connection)
+            .execute(
+                "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+                "worker = NULL, lease_token = NULL, started_at = NULL, run_after = now() "
+                "WHERE id = %s AND lease_token = %s AND status = 'processing' RETURNING id",
+                (job.id, job.lease_token),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    return with_retry(database, work)
+
+
+def still_held(database: Database, jobs: Sequence[ClaimedJob]) -> set[int]:
+    """Return the ids among `jobs` that are still processing under their lease."""
+    if not jobs:
+        return set()
+    with database.connect() as connection:
+        rows = (
+            _raw(connection)
+            .execute(
+                "SELECT id FROM jobs WHERE status = 'processing' AND (id, lease_token) IN "
+                "(SELECT * FROM unnest(%s::bigint[], %s::uuid[]))",
+                ([j.id for j in jobs], [j.lease_token for j in jobs]),
+            )
+            .fetchall()
+        )
+    return {row[0] for row in rows}
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: int
+    failed: int
+
+
+def reap(database: Database, liveness_timeout: float) -> ReapResult | None:
+    """Give back the running jobs of dead workers; None if another worker is reaping now.
+
+    A worker is dead when its heartbeat is older than `liveness_timeout` seconds by the
+    database's clock, or when its row is gone. Its jobs go back to the queue, or fail once
+    they have used all their attempts.
+    """
+
+    def work(connection: Connection) -> ReapResult | None:
+        raw = _raw(connection)
+        got = raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (REAPER_LOCK_KEY,)).fetchone()
+        if not got[0]:
+            return None
+        raw.execute(
+            "DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => %s)",
+            (liveness_timeout,),
+        )
+        rows = raw.execute(
+            "UPDATE jobs SET "
+            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, "
+            "finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END, "
+            "last_error = CASE WHEN attempts < max_attempts THEN last_error ELSE "
+            "  'The workstation running it stopped responding ' || attempts || "
+            "  ' times; check that machine, then retry the batch.' END, "
+            "worker = NULL, lease_token = NULL, run_after = now() "
+            "WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'processing' "
+            "  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.worker) "
+            "  ORDER BY j.id FOR UPDATE SKIP LOCKED) "
+            "RETURNING status"
+        ).fetchall()
+        requeued = sum(1 for row in rows if row[0] == "queued")
+        return ReapResult(requeued=requeued, failed=len(rows) - requeued)
+
+    return with_retry(database, work)
+
+
+def retry_batch(database: Database, batch_id: UUID) -> int:
+    """Put a batch's failed jobs back in the queue with fresh attempts; return how many."""
+
+    def work(connection: Connection) -> int:
+        rows = (
+            _raw(connection)
+            .execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
+                "run_after = now(), finished_at = NULL, worker = NULL, lease_token = NULL "
+                "WHERE id IN (SELECT id FROM jobs WHERE batch_id = %s AND status = 'failed' "
+                "  ORDER BY id FOR UPDATE) RETURNING id",
+                (batch_id,),
+            )
+            .fetchall()
+        )
+        return len(rows)
+
+    return with_retry(database, work)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    queued: int  # cancelled before they started
+    running: int  # stopped at their next step boundary
+
+
+def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
+    """Cancel a batch's unfinished jobs; their workers notice and stop at the next step."""
+
+    def work(connection: Connection) -> CancelResult:
+        rows = (
+            _raw(connection)
+            .execute(
+                "WITH chosen AS (SELECT id, status AS was FROM jobs WHERE batch_id = %s "
+                "  AND status IN ('queued', 'processing') ORDER BY id FOR UPDATE) "
+                "UPDATE jobs j SET status = 'cancelled', finished_at = now(), lease_token = NULL, "
+                "last_error = 'Cancelled.' FROM chosen WHERE j.id = chosen.id RETURNING chosen.was",
+                (batch_id,),
+            )
+            .fetchall()
+        )
+        running = sum(1 for row in rows if row[0] == "processing")
+        return CancelResult(queued=len(rows) - running, running=running)
+
+    return with_retry(database, work)
+
+
+def job_counts(database: Database) -> dict[str, int]:
+    """Return how many jobs are in each status, studio-wide."""
+    with database.connect() as connection:
+        rows = (
+            _raw(connection).execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+        )
+    return {status: int(count) for status, count in rows}
+
+
+def input_header(connection: Connection, sha256: bytes) -> bytes:
+    """Return the first bytes of a stored file (enough for a PNG header)."""
+    row = (
+        _raw(connection)
+        .execute(
+            "SELECT substring(data from 1 for 64) FROM blob_chunks "
+            "WHERE sha256 = %s AND chunk_index = 0",
+            (sha256,),
+        )
+        .fetchone()
+    )
+    return bytes(row[0]) if row else b""
