@@ -5,8 +5,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from batchdesk.jobs.pipeline_spec import default_pipelines
 from batchdesk.settings import AppPaths, Settings
-from batchdesk.storage import migrations_runner
+from batchdesk.storage import migrations_runner, pipeline_store
 from batchdesk.storage.database import Database, resolve_target
 
 
@@ -38,6 +39,7 @@ def open_app(
     try:
         if upgrade:
             migrations_runner.upgrade(database)
+            pipeline_store.install_missing(database, default_pipelines())
         yield AppContext(paths, settings, database)
     finally:
         database.close()

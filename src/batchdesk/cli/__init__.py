@@ -79,6 +79,30 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("batches", nargs="+", metavar="BATCH")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    worker = commands.add_parser("worker", help="run jobs headless (a render node)")
+    worker.add_argument("--threads", type=int, help="jobs at once (default from settings: 2)")
+    worker.add_argument(
+        "--drain", action="store_true", help="exit once nothing is queued or running"
+    )
+    worker.add_argument("--json", action="store_true", help="JSON event lines on stderr")
+    worker.add_argument(
+        "--liveness-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="silence after which another worker counts as dead (30)",
+    )
+
+    for name, text in (
+        ("retry", "put a batch's failed jobs back in the queue"),
+        ("cancel", "cancel a batch's unfinished jobs"),
+    ):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+
+    pipelines = commands.add_parser("pipelines", help="list the studio's pipelines")
+    pipelines.add_argument("--json", action="store_true")
+
     db = commands.add_parser("db", help="database schema and health")
     actions = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     actions.required = True
@@ -101,6 +125,10 @@ COMMANDS: dict[str | None, tuple[str, str]] = {
     "show": ("batchdesk.cli.batch_commands", "cmd_show"),
     "stats": ("batchdesk.cli.batch_commands", "cmd_stats"),
     "delete": ("batchdesk.cli.batch_commands", "cmd_delete"),
+    "worker": ("batchdesk.cli.job_commands", "cmd_worker"),
+    "retry": ("batchdesk.cli.job_commands", "cmd_retry"),
+    "cancel": ("batchdesk.cli.job_commands", "cmd_cancel"),
+    "pipelines": ("batchdesk.cli.job_commands", "cmd_pipelines"),
     "db": ("batchdesk.cli.db_commands", "cmd_db"),
 }
 

@@ -1,0 +1,118 @@
+"""The job commands: worker, retry, cancel, pipelines."""
+
+import argparse
+import json
+import sys
+import threading
+
+from batchdesk.app import open_app
+from batchdesk.cli.output import err, print_json, short, table
+from batchdesk.domain.units import plural
+from batchdesk.errors import InvalidRequest
+from batchdesk.jobs.pipeline_spec import parse_pipeline
+from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
+from batchdesk.storage import batch_queries, job_queue, pipeline_store
+
+
+class EventPrinter:
+    """Progress lines on stderr (or JSON lines with --json), one per finished job."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._lock = threading.Lock()
+
+    def __call__(self, event: JobEvent) -> None:
+        with self._lock:
+            if self.as_json:
+                sys.stderr.write(json.dumps(event.__dict__) + "\n")
+                sys.stderr.flush()
+                return
+            if event.kind == "started":
+                return
+            where = f"{event.batch} / {event.file_name}"
+            if event.kind == "completed":
+                line = f"Completed {where} in {event.seconds:.1f} s " + (
+                    f"({plural(event.outputs, 'output')})"
+                )
+            elif event.kind == "failed":
+                line = f"Failed {where}: {event.message}"
+            elif event.kind == "requeued":
+                line = f"Will retry {where}: {event.message}"
+            else:
+                line = f"{event.kind.capitalize()} {where}: {event.message}"
+            err(line)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app:
+        threads = args.threads or app.settings.worker_threads
+        if threads < 1:
+            raise InvalidRequest(f"A worker needs at least 1 thread, not {threads}.")
+        config = RunnerConfig(
+            threads=threads,
+            max_pixels=app.settings.max_megapixels * 1_000_000,
+            memory_budget=app.settings.memory_budget_mb << 20,
+            liveness_timeout=args.liveness_timeout,
+        )
+        runner = Runner(app.database, config, on_event=EventPrinter(args.json))
+        runner.start()
+        err(
+            f"Worker {runner.worker_id} running {plural(threads, 'thread')} on the "
+            f"{app.database.description}" + (" until the queue is empty." if args.drain else ".")
+        )
+        try:
+            if args.drain:
+                runner.drained.wait()
+            else:
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            err("Stopping: giving back the jobs that have not finished...")
+        finally:
+            runner.stop()
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app:
+        with app.database.connect() as connection:
+            batch = batch_queries.find_batch(connection, args.batch)
+        count = job_queue.retry_batch(app.database, batch.id)
+    if count:
+        print(f"Queued {plural(count, 'failed job')} of {batch.base_directory_name} again.")
+    else:
+        print(f"{batch.base_directory_name} has no failed jobs to retry.")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app:
+        with app.database.connect() as connection:
+            batch = batch_queries.find_batch(connection, args.batch)
+        result = job_queue.cancel_batch(app.database, batch.id)
+    if not result.queued and not result.running:
+        print(f"{batch.base_directory_name} has no unfinished jobs to cancel.")
+        return 0
+    print(
+        f"Cancelled {plural(result.queued + result.running, 'job')} of "
+        f"{batch.base_directory_name}"
+        + (f"; {result.running} running will stop at their next step." if result.running else ".")
+    )
+    return 0
+
+
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
+        rows = pipeline_store.list_pipelines(connection)
+    if args.json:
+        print_json([row.__dict__ for row in rows])
+        return 0
+    lines = []
+    for row in rows:
+        try:
+            spec = parse_pipeline(row.name, row.description, row.version, row.steps)
+            steps = ", ".join(step.op for step in spec.steps) or "(as submitted)"
+        except Exception as exc:  # a broken row is shown, not fatal to the listing
+            steps = f"INVALID: {exc}"
+        lines.append([row.name, str(row.version), short(steps, 50), short(row.description, 60)])
+    print(table(["NAME", "VERSION", "STEPS", "DESCRIPTION"], lines))
+    return 0

@@ -1,0 +1,1 @@
+"""Image pipelines and the job runner that claims, runs and completes jobs: no Qt here."""

@@ -1,0 +1,390 @@
+"""The job runner: claims jobs from the shared queue and runs their pipelines on a task pool.
+
+One runner per process. `batchdesk worker` gives it a thread pool; the window will hand it a
+QThreadPool through the same `TaskPool` protocol. Three small threads keep it going:
+
+- the dispatcher claims a job whenever a slot (and enough of the memory budget) is free, and
+  otherwise sleeps until woken by a NOTIFY, a finished job, or the poll interval;
+- the listener LISTENs on its own autocommit connection and wakes the dispatcher;
+- the heartbeat proves this worker alive every few seconds, notices jobs that were cancelled or
+  reaped under it (they stop at their next step), and reaps dead workers' jobs (one reaper at a
+  time across the studio).
+
+Nothing a job produces is lost to a database outage: a completion that cannot reach the database
+is retried until it can, or until the job turns out to be someone else's (then it is dropped).
+"""
+
+import logging
+import shutil
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import psycopg
+from sqlalchemy.exc import OperationalError
+
+from batchdesk.domain.file_selection import PNG_SIGNATURE
+from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
+from batchdesk.jobs.image_pipeline import JobFailed, StopRequested, run_pipeline
+from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
+from batchdesk.storage import blob_store, job_queue, pipeline_store
+from batchdesk.storage.database import Database
+from batchdesk.storage.job_queue import ClaimedJob, StoredOutput
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIB = 1 << 20
+# Used when a stored input's header cannot be read (it will fail anyway, cheaply).
+_UNKNOWN_DECODED_SIZE = 64 * MIB
+_CONNECTION_ERRORS = (DatabaseUnavailable, OperationalError, psycopg.OperationalError)
+
+
+class TaskPool(Protocol):
+    """Where job tasks run: a thread pool here, a QThreadPool in the window."""
+
+    def start(self, task: Callable[[], None]) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ThreadTaskPool:
+    """A plain thread pool, for the headless worker and tests."""
+
+    def __init__(self, threads: int) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="batchdesk-job")
+
+    def start(self, task: Callable[[], None]) -> None:
+        self._executor.submit(task)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    threads: int = 2
+    max_pixels: int = 200_000_000
+    # Decoded images are ~3-4x their pixels x channels; a 100-megapixel RGBA render needs about
+    # 1.2 GB while it runs. Jobs start only while their estimates fit in this budget (a job
+    # bigger than the whole budget runs alone).
+    memory_budget: int = 2048 * MIB
+    liveness_timeout: float = 30.0
+    heartbeat_interval: float = 5.0
+    poll_interval: float = 5.0
+    work_dir: Path | None = None  # None: the system's temporary folder
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Something that happened to a job on this worker, for progress lines and the window."""
+
+    kind: str  # started, completed, failed, requeued, released, dropped
+    job_id: int
+    batch: str
+    file_name: str
+    message: str = ""
+    seconds: float = 0.0
+    outputs: int = 0
+
+
+def decoded_size_estimate(header: bytes) -> int:
+    """Estimate the memory a job needs from its PNG header: pixels x bytes x working copies."""
+    if len(header) < 26 or not header.startswith(PNG_SIGNATURE) or header[12:16] != b"IHDR":
+        return _UNKNOWN_DECODED_SIZE
+    width, height = struct.unpack(">II", header[16:24])
+    bit_depth, colour_type = header[24], header[25]
+    # Pillow keeps RGB in 4 bytes a pixel, and palette images may become RGBA on the way.
+    channels = {0: 1, 2: 4, 3: 4, 4: 2, 6: 4}.get(colour_type, 4)
+    bytes_per_sample = 2 if bit_depth == 16 else 1
+    # The decoded image, one transformed copy and an output being encoded.
+    return int(width) * int(height) * channels * bytes_per_sample * 3
+
+
+class Runner:
+    """Runs queued jobs on a task pool until stopped."""
+
+    def __init__(
+        self,
+        database: Database,
+        config: RunnerConfig | None = None,
+        *,
+        pool: TaskPool | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+        worker_name: str | None = None,
+    ) -> None:
+        self.database = database
+        self.config = config or RunnerConfig()
+        self.worker_id = job_queue.new_worker_id(worker_name)
+        self._pool = pool or ThreadTaskPool(self.config.threads)
+        self._on_event = on_event or (lambda _event: None)
+        self._lock = threading.Condition()
+        self._running: dict[int, ClaimedJob] = {}
+        self._revoked: set[int] = set()
+        self._memory_in_use = 0
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self.drained = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._work_dir = Path(
+            tempfile.mkdtemp(prefix="batchdesk-worker-", dir=self.config.work_dir)
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        job_queue.register_worker(self.database, self.worker_id, self.config.threads)
+        for name, target in (
+            ("dispatcher", self._dispatch_loop),
+            ("listener", self._listen_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ):
+            thread = threading.Thread(target=target, name=f"batchdesk-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop claiming, give back the jobs not finished, and leave the studio's worker list."""
+        self._stopping.set()
+        self._wake.set()
+        dispatcher, *others = self._threads
+        dispatcher.join()  # no new job starts after this
+        self._pool.shutdown()  # running jobs stop at their next step and are given back
+        for thread in others:
+            thread.join(timeout=self.config.heartbeat_interval + 5)
+        try:
+            job_queue.unregister_worker(self.database, self.worker_id)
+        except _CONNECTION_ERRORS:
+            log.warning("could not unregister %s: the reaper will tidy up", self.worker_id)
+        shutil.rmtree(self._work_dir, ignore_errors=True)
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # -- dispatcher --------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                started = self._start_one()
+            except _CONNECTION_ERRORS as exc:
+                log.warning("claiming failed, retrying: %s", exc)
+                started = False
+            if started:
+                continue
+            self._check_drained()
+            self._wake.wait(self.config.poll_interval)
+
+    def _start_one(self) -> bool:
+        with self._lock:
+            if len(self._running) >= self.config.threads:
+                return False
+        job = job_queue.claim(self.database, self.worker_id)
+        if job is None:
+            return False
+        with self.database.connect() as connection:
+            estimate = decoded_size_estimate(job_queue.input_header(connection, job.input_sha256))
+        with self._lock:
+            # Wait for memory while other jobs run; a job bigger than the budget runs alone.
+            while (
+                self._running
+                and self._memory_in_use + estimate > self.config.memory_budget
+                and not self._stopping.is_set()
+            ):
+                self._lock.wait(timeout=1.0)
+            if self._stopping.is_set():
+                job_queue.release(self.database, job)
+                return False
+            self._running[job.id] = job
+            self._memory_in_use += estimate
+        self.drained.clear()
+        self._pool.start(lambda: self._run(job, estimate))
+        return True
+
+    def _check_drained(self) -> None:
+        if self.busy:
+            return
+        try:
+            counts = job_queue.job_counts(self.database)
+        except _CONNECTION_ERRORS:
+            return
+        if counts.get("queued", 0) == 0 and counts.get("processing", 0) == 0:
+            self.drained.set()
+
+    # -- one job -----------------------------------------------------------------------------
+
+    def _run(self, job: ClaimedJob, estimate: int) -> None:
+        began = time.monotonic()
+        work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._work_dir))
+        self._emit("started", job)
+        try:
+            self._run_pipeline(job, work_dir, began)
+        except StopRequested:
+            if job.id in self._revoked:
+                self._emit("dropped", job, "cancelled or taken over while running")
+            else:
+                self._until_done(lambda: job_queue.release(self.database, job))
+                self._emit("released", job, "given back to the queue (worker stopping)")
+        except JobFailed as exc:
+            self._record_failure(job, str(exc), retryable=exc.retryable, began=began)
+        except (NotFound, InvalidRequest) as exc:
+            # The pipeline is gone or invalid: running the job again cannot help until a
+            # person fixes the pipeline and retries the batch.
+            self._record_failure(job, str(exc), retryable=False, began=began)
+        except KnownError as exc:
+            self._record_failure(job, str(exc), retryable=True, began=began)
+        except Exception as exc:
+            log.exception("bug while running job %s", job.id)
+            message = (
+                f"batchdesk hit an internal error on {job.file_name} ({exc.__class__.__name__}: "
+                f"{exc}); the details are in the worker's log."
+            )
+            self._record_failure(job, message, retryable=False, began=began)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            with self._lock:
+                self._running.pop(job.id, None)
+                self._revoked.discard(job.id)
+                self._memory_in_use -= estimate
+                self._lock.notify_all()
+            self._wake.set()
+
+    def _should_stop(self, job: ClaimedJob) -> Callable[[], bool]:
+        return lambda: self._stopping.is_set() or job.id in self._revoked
+
+    def _run_pipeline(self, job: ClaimedJob, work_dir: Path, began: float) -> None:
+        input_path = work_dir / "input.png"
+        spec = self._until_done(lambda: self._fetch(job, input_path))
+        outputs = run_pipeline(
+            spec,
+            input_path,
+            work_dir,
+            file_name=job.file_name,
+            max_pixels=self.config.max_pixels,
+            should_stop=self._should_stop(job),
+        )
+        stored = [
+            (
+                StoredOutput(o.name, blob_store.hash_file(o.path), o.media_type, o.width, o.height),
+                o.path,
+            )
+            for o in outputs
+        ]
+        completed = self._until_done(lambda: job_queue.complete(self.database, job, stored))
+        seconds = time.monotonic() - began
+        if completed:
+            self._emit("completed", job, seconds=seconds, outputs=len(stored))
+        else:
+            self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
+
+    def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
+        with self.database.connect() as connection:
+            row = pipeline_store.load_pipeline(connection, job.pipeline)
+            with input_path.open("wb") as out:
+                for chunk in blob_store.read_chunks(connection, job.input_sha256):
+                    out.write(chunk)
+        return parse_pipeline(row.name, row.description, row.version, row.steps)
+
+    def _record_failure(
+        self, job: ClaimedJob, message: str, *, retryable: bool, began: float
+    ) -> None:
+        status = self._until_done(
+            lambda: job_queue.fail(self.database, job, message, retryable=retryable)
+        )
+        seconds = time.monotonic() - began
+        if status == "queued":
+            self._emit("requeued", job, message, seconds=seconds)
+        elif status == "failed":
+            self._emit("failed", job, message, seconds=seconds)
+        else:
+            self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
+
+    def _until_done(self, action: Callable[[], T]) -> T:
+        """Run a database action, waiting out outages: what a job produced is never dropped."""
+        delay = 0.5
+        while True:
+            try:
+                return action()
+            except _CONNECTION_ERRORS as exc:
+                if self._stopping.is_set() and delay > 8:
+                    raise
+                log.warning("database unavailable, retrying in %.1f s: %s", delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _emit(
+        self,
+        kind: str,
+        job: ClaimedJob,
+        message: str = "",
+        *,
+        seconds: float = 0.0,
+        outputs: int = 0,
+    ) -> None:
+        try:
+            self._on_event(
+                JobEvent(
+                    kind, job.id, job.base_directory_name, job.file_name, message, seconds, outputs
+                )
+            )
+        except Exception:
+            log.exception("event handler failed")
+
+    # -- heartbeat and reaper ----------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        beats = 0
+        while not self._stopping.wait(self.config.heartbeat_interval if beats else 0):
+            beats += 1
+            try:
+                self._beat(reap=beats % 2 == 1)
+            except _CONNECTION_ERRORS as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    def _beat(self, *, reap: bool) -> None:
+        if not job_queue.heartbeat(self.database, self.worker_id):
+            # Declared dead (a long pause, a lost network): our jobs were given away.
+            log.warning("%s was declared dead; registering again", self.worker_id)
+            job_queue.register_worker(self.database, self.worker_id, self.config.threads)
+        with self._lock:
+            running = list(self._running.values())
+        held = job_queue.still_held(self.database, running)
+        with self._lock:
+            self._revoked.update(job.id for job in running if job.id not in held)
+        if reap:
+            result = job_queue.reap(self.database, self.config.liveness_timeout)
+            if result and (result.requeued or result.failed):
+                log.warning(
+                    "gave back %d and failed %d jobs of unresponsive workers",
+                    result.requeued,
+                    result.failed,
+                )
+                self._wake.set()
+
+    # -- listener ----------------------------------------------------------------------------
+
+    def _listen_loop(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.database.conninfo, autocommit=True) as connection:
+                    connection.execute("LISTEN batchdesk_batches")
+                    delay = 0.5
+                    self._wake.set()  # after a reconnect, look again: we may have missed news
+                    while not self._stopping.is_set():
+                        # A short timeout so that a stop is noticed within a second.
+                        for _notification in connection.notifies(timeout=1.0):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                log.info("listener reconnecting in %.1f s: %s", delay, exc)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,89 @@
+"""`batchdesk worker`, `retry`, `cancel` and `pipelines` end to end, as real processes."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import COMMAND_TIMEOUT, environment_for, run_together
+from tests.factories import make_png
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    # Short, under /tmp: the embedded server's socket lives in the data directory.
+    folder = Path(tempfile.mkdtemp(prefix="bd-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def batchdesk(home: Path, *args: str | Path) -> tuple[int, str, str]:
+    [run] = run_together(home, args)
+    return run.returncode, run.stdout, run.stderr
+
+
+@pytest.mark.slow
+def test_a_drained_worker_runs_a_submitted_batch_to_completion_and_exits(home: Path) -> None:
+    good = [make_png(home / "in" / f"PL_DXB{191 + i}_v.png", seed=i) for i in range(3)]
+    empty_named_png = home / "in" / "PL_DXB199_cut.png"
+    whole = make_png(home / "whole.png", size=(64, 64), seed=9).read_bytes()
+    empty_named_png.write_bytes(whole[:60])  # a PNG signature, then the file ends
+    code, out, err = batchdesk(home, "submit", "--json", *good, empty_named_png)
+    assert code == 0, err
+    name = json.loads(out)["batches"][0]["base_directory_name"]
+
+    code, _out, err = batchdesk(home, "worker", "--drain", "--threads", "2")
+    assert code == 0, err
+    assert err.count("Completed ") == 3
+    assert "Failed " in err
+    assert "PL_DXB199_cut.png" in err
+    code, out, _err = batchdesk(home, "show", name, "--json")
+    shown = json.loads(out)
+    assert shown["status"] == "failed"
+    assert [j["status"] for j in shown["jobs"]] == ["completed"] * 3 + ["failed"]
+    assert "PL_DXB199_cut.png" in shown["jobs"][3]["last_error"]
+
+    code, out, _err = batchdesk(home, "retry", name)
+    assert (code, out) == (0, f"Queued 1 failed job of {name} again.\n")
+    code, out, _err = batchdesk(home, "cancel", name)
+    assert (code, out) == (0, f"Cancelled 1 job of {name}.\n")
+    code, out, _err = batchdesk(home, "show", name, "--json")
+    assert json.loads(out)["status"] == "cancelled"
+
+
+def test_pipelines_lists_the_shipped_defaults(home: Path) -> None:
+    code, out, err = batchdesk(home, "pipelines", "--json")
+    assert code == 0, err
+    names = {row["name"] for row in json.loads(out)}
+    assert {"original", "web-delivery", "ecommerce-square", "thumbnails", "optimised-png"} <= names
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_worker_cleanly(home: Path) -> None:
+    make_png(home / "in" / "PL_DXB191_v.png")
+    batchdesk(home, "submit", home / "in")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "batchdesk", "worker"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment_for(home),
+        cwd=home,
+    )
+    assert worker.stderr is not None
+    first = worker.stderr.readline()
+    assert first.startswith("Worker "), first
+    worker.send_signal(signal.SIGINT)
+    _out, rest = worker.communicate(timeout=COMMAND_TIMEOUT)
+    assert worker.returncode == 0, rest
+    assert "Traceback" not in rest
+    code, out, _err = batchdesk(home, "stats", "--json")
+    assert code == 0
+    assert json.loads(out)["processing"] == 0
