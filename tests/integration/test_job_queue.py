@@ -256,3 +256,49 @@ def test_cancel_and_retry_racing_with_finishing_workers_never_deadlock(
     assert errors == []
     with database.connect() as connection:
         assert batch_queries.drifted_batches(connection) == []
+
+
+def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    make_batch(database, tmp_path, count=20)
+    job_queue.register_worker(database, "slow", 1)
+    reaper = Database(make_engine(database_conninfo, pool_size=1), "reaper", database_conninfo)
+    outcomes: list[tuple[int, bool]] = []
+    try:
+        for job in claim_all(database, "slow"):
+            # The worker has gone quiet long enough to be declared dead, and is finishing
+            # its job at the very moment the reaper looks.
+            age_worker(database_conninfo, "slow", 60)
+            start = threading.Barrier(2)
+            finished: list[bool] = []
+
+            def finish(
+                claimed: ClaimedJob = job,
+                done: list[bool] = finished,
+                go: threading.Barrier = start,
+            ) -> None:
+                go.wait()
+                done.append(job_queue.complete(database, claimed, []))
+
+            def reap(go: threading.Barrier = start) -> None:
+                go.wait()
+                job_queue.reap(reaper, liveness_timeout=30)
+
+            threads = [threading.Thread(target=finish), threading.Thread(target=reap)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            outcomes.append((job.id, finished[0]))
+            job_queue.register_worker(database, "slow", 1)  # back for the next round
+    finally:
+        reaper.engine.dispose()
+
+    with psycopg.connect(database_conninfo) as conn:
+        status = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
+    for job_id, completed in outcomes:
+        # Whoever won, the job is in exactly one state: done by the worker, or back in the queue.
+        assert status[job_id] == ("completed" if completed else "queued")
+    with database.connect() as connection:
+        assert batch_queries.drifted_batches(connection) == []
