@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from batchdesk.jobs.pipeline_spec import default_pipelines
+from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage import migrations_runner, pipeline_store
 from batchdesk.storage.database import Database, resolve_target

@@ -22,16 +22,12 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from batchdesk.errors import KnownError
-from batchdesk.jobs import image_pipeline, steps
-from batchdesk.jobs.image_pipeline import (
-    JobFailed,
-    ProducedOutput,
-    StopRequested,
-    estimate_decoded_bytes,
-    read_png_size,
-    run_pipeline,
-)
-from batchdesk.jobs.pipeline_spec import default_pipelines, parse_pipeline
+from batchdesk.jobs import external_step, image_input, image_pipeline, steps, working_image
+from batchdesk.jobs.default_pipelines import default_pipelines
+from batchdesk.jobs.image_input import estimate_decoded_bytes, read_png_size
+from batchdesk.jobs.image_pipeline import ProducedOutput, run_pipeline
+from batchdesk.jobs.job_failures import JobFailed, StopRequested
+from batchdesk.jobs.pipeline_spec import parse_pipeline
 
 FILE = "PL_DXB191_front.png"
 SIZE = (64, 48)
@@ -271,7 +267,7 @@ def _watermarked(
     tmp_path: Path, kind: str, mark: dict[str, Any]
 ) -> tuple[Image.Image, Image.Image]:
     source = make_png(tmp_path / "in", kind)
-    before = steps.pixel_ready(reopen(source))
+    before = working_image.pixel_ready(reopen(source))
     marked = run(tmp_path, source, [mark, {"op": "output", "suffix": "_marked"}])
     return before, only_output(marked)
 
@@ -969,7 +965,7 @@ def test_steps_never_hold_pillow_s_gil_bound_calls_on_whole_images() -> None:
     # alpha_composite and blend hold the GIL for 60-110 ms on 12 MP; only a region may see them.
     calls = [
         (ast.unparse(node.func), ast.unparse(node))
-        for module in (steps, image_pipeline)
+        for module in (steps, image_pipeline, working_image, external_step, image_input)
         for node in ast.walk(ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8")))
         if isinstance(node, ast.Call)
     ]

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchdesk.errors import InvalidRequest
-from batchdesk.jobs.pipeline_spec import (
-    OPS,
+from batchdesk.jobs.default_pipelines import default_pipelines
+from batchdesk.jobs.pipeline_spec import OPS, parse_pipeline
+from batchdesk.jobs.step_specs import (
     Encoding,
     ExternalStep,
     FitStep,
@@ -17,8 +18,6 @@ from batchdesk.jobs.pipeline_spec import (
     PadStep,
     ThumbnailStep,
     WatermarkStep,
-    default_pipelines,
-    parse_pipeline,
 )
 from batchdesk.jobs.steps import REGISTRY
 

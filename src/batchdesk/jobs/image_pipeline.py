@@ -1,129 +1,28 @@
 """Running a pipeline on one input file: check it, decode it once, apply the steps, write outputs.
 
-The input is checked from the cheapest test to the dearest, so a bad file costs little: its first
-bytes (empty? a PNG at all?), its header (how many pixels, which mode), `verify()` on a separate
-open (every chunk's checksum; it catches a truncated file in ~30 ms on 11 MB without decoding),
-and only then the one full decode.
-
-The pixel limit is applied per call: the PNG is opened through Pillow's PNG class directly
-rather than `Image.open`, whose process-wide `Image.MAX_IMAGE_PIXELS` check would warn above 89
-megapixels and refuse above 179 whatever limit the studio has set.
-
-An animated PNG is processed as its first frame (the default image that viewers without APNG
-support show); the other frames are ignored.
+The input is read and checked by `image_input`; each step is applied through the registry in
+`steps`; every output is written to a temporary file and renamed into place once complete, so
+nothing is ever half written. A full disk, a step's error or a lack of memory becomes one
+`JobFailed` sentence naming the file and the step.
 """
 
 import errno
 import os
 import shutil
-import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO
 
-from PIL import Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
-
-from batchdesk.domain.file_selection import PNG_SIGNATURE
-from batchdesk.errors import KnownError
-from batchdesk.jobs.pipeline_spec import Encoding, PipelineSpec
-from batchdesk.jobs.steps import (
-    STORED_MODES,
-    StepContext,
-    StepError,
-    UnusableImage,
-    WorkingImage,
-    apply_step,
-    save_image,
-)
-
-DEFAULT_MAX_PIXELS = 200_000_000
+from batchdesk.jobs.image_input import DEFAULT_MAX_PIXELS, read_back, read_input, read_png_size
+from batchdesk.jobs.job_failures import JobFailed, StopRequested
+from batchdesk.jobs.pipeline_spec import PipelineSpec
+from batchdesk.jobs.step_specs import Encoding
+from batchdesk.jobs.steps import apply_step
+from batchdesk.jobs.working_image import StepContext, StepError, WorkingImage, save_image
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_FACTORIES: dict[str, Callable[[IO[bytes]], Image.Image]] = {
-    "png": PngImagePlugin.PngImageFile,
-    "jpeg": JpegImagePlugin.JpegImageFile,
-    "webp": WebPImagePlugin.WebPImageFile,
-    "tiff": TiffImagePlugin.TiffImageFile,
-}
-_FORMAT_NAMES = {
-    "png": "PNG",
-    "jpeg": "JPEG",
-    "webp": "WebP",
-    "tiff": "TIFF",
-    "gif": "GIF",
-    "bmp": "BMP",
-    "pdf": "PDF",
-    "psd": "Photoshop",
-    "zip": "ZIP",
-    "heif": "HEIF or AVIF",
-    "jpeg2000": "JPEG 2000",
-}
-_SIGNATURES = (
-    (PNG_SIGNATURE, "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"BM", "bmp"),
-    (b"%PDF", "pdf"),
-    (b"8BPS", "psd"),
-    (b"PK\x03\x04", "zip"),
-    (b"\x00\x00\x00\x0cjP  ", "jpeg2000"),
-)
-# Modes some formats decode to that we turn into one of STORED_MODES right after decoding.
-_CONVERTIBLE_MODES = {
-    "CMYK": "RGB",
-    "YCbCr": "RGB",
-    "RGBX": "RGB",
-    "RGBa": "RGBA",
-    "La": "LA",
-    "PA": "RGBA",
-    "I;16B": "I;16",
-    "I;16L": "I;16",
-    "I;16N": "I;16",
-    "I": "I;16",
-}
-# (bit depth, colour type) in a PNG header -> the mode Pillow decodes it to.
-_PNG_MODES = {
-    (1, 0): "1",
-    (2, 0): "L",
-    (4, 0): "L",
-    (8, 0): "L",
-    (16, 0): "I;16",
-    (8, 2): "RGB",
-    (16, 2): "RGB",
-    (1, 3): "P",
-    (2, 3): "P",
-    (4, 3): "P",
-    (8, 3): "P",
-    (8, 4): "LA",
-    (16, 4): "RGBA",
-    (8, 6): "RGBA",
-    (16, 6): "RGBA",
-}
-# Bytes per pixel of Pillow's decoded storage: 3-channel and 2-channel modes take four bytes.
-_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2}
-_WORKING_COPY_BYTES = 4
-
-
-class JobFailed(KnownError):
-    """A job cannot succeed as things stand: one sentence naming the file, the step, what to do.
-
-    `retryable` tells the runner whether trying again later (or elsewhere) may succeed: a full
-    disk or a missing tool may be fixed; a truncated file stays truncated.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class StopRequested(Exception):
-    """The job was asked to stop between steps (cancelled, taken over, or the worker stopping)."""
 
 
 @dataclass(frozen=True)
@@ -136,251 +35,6 @@ class ProducedOutput:
     media_type: str
     width: int
     height: int
-
-
-# -- what is wrong with a file ----------------------------------------------------------------
-
-
-class _Unusable(Exception):
-    """Why an image file cannot be used, told for an input and for a tool's output."""
-
-    def __init__(
-        self,
-        kind: str,
-        detail: str = "",
-        *,
-        size: tuple[int, int] = (0, 0),
-        mode: str = "",
-        retryable: bool = False,
-    ) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.detail = detail
-        self.size = size
-        self.mode = mode
-        self.retryable = retryable
-
-
-def _megapixels(pixels: int) -> str:
-    value = pixels / 1_000_000
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
-
-
-def _too_big(size: tuple[int, int], max_pixels: int) -> str:
-    width, height = size
-    return (
-        f"{width} × {height} pixels ({_megapixels(width * height)} megapixels), more than the "
-        f"{_megapixels(max_pixels)}-megapixel limit"
-    )
-
-
-def _input_message(file_name: str, problem: _Unusable, max_pixels: int) -> str:
-    """Say what is wrong with an input file and what to do, in one sentence."""
-    kind, detail = problem.kind, problem.detail
-    if kind == "empty":
-        return f"{file_name} is empty (0 bytes): export it again and submit the new file."
-    if kind == "format":
-        return f"{file_name} is not a PNG image ({detail}): export it as PNG and submit it again."
-    if kind == "truncated":
-        return (
-            f"{file_name} is truncated (the file ends early): submit it again from the original "
-            "render."
-        )
-    if kind == "damaged":
-        return (
-            f"{file_name} is damaged ({detail}): export it again from the original render and "
-            "submit the new file."
-        )
-    if kind == "too_big":
-        return (
-            f"{file_name} is {_too_big(problem.size, max_pixels)}: scale it down, or raise the "
-            "limit in the settings."
-        )
-    if kind == "mode":
-        return (
-            f"{file_name} uses the colour mode {problem.mode}, which batchdesk cannot process: "
-            "save it as an RGB, RGBA or greyscale PNG and submit it again."
-        )
-    if kind == "memory":
-        width, height = problem.size
-        return (
-            f"{file_name} ({width} × {height} pixels) does not fit in this workstation's memory: "
-            "run fewer jobs at once, or scale it down."
-        )
-    return f"{file_name} cannot be read ({detail}): check the file and submit it again."
-
-
-def _output_phrase(fmt: str, problem: _Unusable, max_pixels: int) -> str:
-    """Say what a tool wrote instead of a usable image: 'a truncated PNG file'."""
-    name = _FORMAT_NAMES[fmt]
-    phrases = {
-        "empty": "an empty file",
-        "format": f"a file that is not a {name} image ({problem.detail})",
-        "truncated": f"a truncated {name} file",
-        "damaged": f"a damaged {name} file ({problem.detail})",
-        "too_big": f"an image of {_too_big(problem.size, max_pixels)}",
-        "mode": f"an image in the colour mode {problem.mode}, which batchdesk cannot process",
-        "memory": "an image too big for this workstation's memory",
-    }
-    return phrases.get(problem.kind, f"a file that cannot be read ({problem.detail})")
-
-
-# -- reading and checking an image file -------------------------------------------------------
-
-
-def _sniff(head: bytes) -> str | None:
-    """Return the format a file's first bytes announce, or None."""
-    for signature, fmt in _SIGNATURES:
-        if head.startswith(signature):
-            return fmt
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"msf1"):
-        return "heif"
-    return None
-
-
-def _looks_like(head: bytes) -> str:
-    found = _sniff(head)
-    if found is not None:
-        return f"it looks like {_FORMAT_NAMES[found]} data"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    if text.strip() and all(c.isprintable() or c in "\r\n\t" for c in text):
-        return "it looks like text"
-    return "its first bytes are not an image signature batchdesk knows"
-
-
-def _png_ends_early(path: Path) -> bool:
-    """Walk a PNG's chunk headers (no data is read): True if the file ends before IEND."""
-    with path.open("rb") as file:
-        end = os.fstat(file.fileno()).st_size
-        position = len(PNG_SIGNATURE)
-        while True:
-            file.seek(position)
-            header = file.read(8)
-            if len(header) < 8:
-                return True
-            length, chunk_type = struct.unpack(">I4s", header)
-            position += 12 + length
-            if position > end:
-                return True
-            if chunk_type == b"IEND":
-                return False
-
-
-def _broken(path: Path, fmt: str, exc: BaseException) -> _Unusable:
-    """Classify a decoder's complaint as a truncated or a damaged file."""
-    message = str(exc)
-    lowered = message.lower()
-    ends_early = _png_ends_early(path) if fmt == "png" else "truncated" in lowered
-    if ends_early:
-        return _Unusable("truncated")
-    if "checksum" in lowered or "crc" in lowered:
-        return _Unusable("damaged", "a checksum does not match")
-    if "decompress" in lowered:
-        return _Unusable("damaged", "its compressed pixel data is corrupt")
-    return _Unusable("damaged", f"Pillow cannot decode it: {message or type(exc).__name__}")
-
-
-_DECODER_ERRORS = (SyntaxError, OSError, ValueError, EOFError, IndexError, struct.error)
-
-
-def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image.Image | None:
-    """Check an image file and decode it once; None when only checking (`decode` false).
-
-    Raises:
-        _Unusable: what is wrong with the file.
-    """
-    try:
-        file = path.open("rb")
-    except OSError as exc:
-        raise _Unusable("unreadable", exc.strerror or str(exc), retryable=True) from exc
-    with file:
-        try:
-            head = file.read(64)
-        except OSError as exc:
-            raise _Unusable("unreadable", exc.strerror or str(exc), retryable=True) from exc
-        if not head:
-            raise _Unusable("empty")
-        if _sniff(head) != fmt:
-            raise _Unusable("format", _looks_like(head))
-        file.seek(0)
-        try:
-            image = _FACTORIES[fmt](file)
-        except _DECODER_ERRORS as exc:
-            raise _broken(path, fmt, exc) from exc
-        width, height = image.size
-        # Our own limit, before a single pixel is decoded.
-        if width * height > max_pixels:
-            raise _Unusable("too_big", size=image.size)
-        if image.mode not in STORED_MODES and image.mode not in _CONVERTIBLE_MODES:
-            raise _Unusable("mode", mode=image.mode)
-        if fmt == "png":
-            _verify_png(path)
-        if not decode:
-            return None
-        try:
-            image.load()
-        except MemoryError as exc:
-            raise _Unusable("memory", size=image.size, retryable=True) from exc
-        except Image.DecompressionBombError as exc:  # only from a plugin's own internal check
-            raise _Unusable("too_big", size=image.size) from exc
-        except _DECODER_ERRORS as exc:
-            raise _broken(path, fmt, exc) from exc
-    if image.mode in _CONVERTIBLE_MODES:
-        image = image.convert(_CONVERTIBLE_MODES[image.mode])
-    return image
-
-
-def _verify_png(path: Path) -> None:
-    with path.open("rb") as file:
-        try:
-            PngImagePlugin.PngImageFile(file).verify()
-        except _DECODER_ERRORS as exc:
-            raise _broken(path, "png", exc) from exc
-
-
-def read_png_size(path: Path | str) -> tuple[int, int, str]:
-    """Return a PNG's width, height and decoded Pillow mode from its header, decoding nothing.
-
-    Raises:
-        JobFailed: the file is empty, not a PNG, or its header is cut short or damaged.
-    """
-    path = Path(path)
-    try:
-        with path.open("rb") as file:
-            head = file.read(33)
-    except OSError as exc:
-        problem = _Unusable("unreadable", exc.strerror or str(exc), retryable=True)
-        raise JobFailed(_input_message(path.name, problem, 0), retryable=True) from exc
-    try:
-        if not head:
-            raise _Unusable("empty")
-        if not head.startswith(PNG_SIGNATURE):
-            raise _Unusable("format", _looks_like(head))
-        if len(head) < 33:
-            raise _Unusable("truncated")
-        width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
-        mode = _PNG_MODES.get((depth, colour))
-        if head[12:16] != b"IHDR" or mode is None or width == 0 or height == 0:
-            raise _Unusable("damaged", "its header is not a valid PNG header")
-    except _Unusable as problem:
-        raise JobFailed(_input_message(path.name, problem, 0)) from None
-    return width, height, mode
-
-
-def estimate_decoded_bytes(width: int, height: int, mode: str) -> int:
-    """Estimate the memory a job needs: the decoded image plus two 4-byte-per-pixel copies.
-
-    Pillow stores L, P and 1-bit images in one byte per pixel, I;16 in two and everything else
-    (RGB included) in four. While a pipeline runs, one more full-size image is usually alive (a
-    converted, resized or padded copy) and another is being encoded. Padding onto a canvas
-    larger than the input needs more than this.
-    """
-    return width * height * (_STORED_BYTES.get(mode, 4) + 2 * _WORKING_COPY_BYTES)
 
 
 # -- writing outputs --------------------------------------------------------------------------
@@ -460,15 +114,6 @@ class _OutputWriter:
 # -- running a pipeline -----------------------------------------------------------------------
 
 
-def _read_back(path: Path, fmt: str, *, max_pixels: int) -> Image.Image:
-    try:
-        image = _read_image(path, fmt, max_pixels, decode=True)
-    except _Unusable as problem:
-        raise UnusableImage(_output_phrase(fmt, problem, max_pixels)) from None
-    assert image is not None
-    return image
-
-
 def run_pipeline(
     spec: PipelineSpec,
     input_path: Path,
@@ -498,11 +143,7 @@ def run_pipeline(
             raise StopRequested(f"{file_name}: stopped on request")
 
     stop_if_requested()
-    try:
-        image = _read_image(input_path, "png", max_pixels, decode=bool(spec.steps))
-    except _Unusable as problem:
-        message = _input_message(file_name, problem, max_pixels)
-        raise JobFailed(message, retryable=problem.retryable) from None
+    image = read_input(input_path, file_name, max_pixels, decode=bool(spec.steps))
     try:
         writer = _OutputWriter(work_dir, file_name)
     except OSError as exc:
@@ -523,7 +164,7 @@ def run_pipeline(
             pipeline=spec.name,
             work_dir=work_dir,
             deliver=partial(writer.write, where),
-            read_back=partial(_read_back, max_pixels=max_pixels),
+            read_back=partial(read_back, max_pixels=max_pixels),
             stop_if_requested=stop_if_requested,
         )
         try:

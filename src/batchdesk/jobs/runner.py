@@ -31,7 +31,8 @@ from sqlalchemy.exc import OperationalError
 
 from batchdesk.domain.file_selection import PNG_SIGNATURE
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
-from batchdesk.jobs.image_pipeline import JobFailed, StopRequested, run_pipeline
+from batchdesk.jobs.image_pipeline import run_pipeline
+from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.storage import blob_store, job_queue, pipeline_store
 from batchdesk.storage.database import Database

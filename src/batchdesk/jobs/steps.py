@@ -2,9 +2,8 @@
 
 Each step takes the current `WorkingImage` and returns the next one. Output steps hand an image
 to the pipeline's writer and return the current image unchanged, so one job can deliver several
-files. Pixels are processed in five modes only: L, LA, RGB, RGBA and 16-bit greyscale I;16.
-Palette, 1-bit and colour-keyed images become one of those the first time a step touches their
-pixels, so a pipeline that only strips metadata keeps a palette PNG a palette PNG.
+files. The working image, its modes and `save_image` live in `working_image`; the external tool
+step lives in `external_step`.
 
 Pillow holds the GIL in `Image.alpha_composite`, `Image.blend` and `ImageChops`, for 60-110 ms on a
 12-megapixel image, which would stall every other thread of the process. Whole images therefore
@@ -12,25 +11,15 @@ go through `paste` with a mask (it releases the GIL); `alpha_composite` only eve
 watermark-sized region.
 """
 
-import contextlib
 import math
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageMath, PngImagePlugin
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageMath
 
-from batchdesk.jobs.pipeline_spec import (
-    EXTENSIONS,
-    Colour,
+from batchdesk.jobs.external_step import external
+from batchdesk.jobs.step_specs import (
     Encoding,
     ExternalStep,
     FitStep,
@@ -43,119 +32,21 @@ from batchdesk.jobs.pipeline_spec import (
     TrimStep,
     WatermarkStep,
 )
+from batchdesk.jobs.working_image import (
+    GREY_MODES,
+    StepContext,
+    StepError,
+    WorkingImage,
+    eight_bit_grey,
+    is_grey,
+    pixel_ready,
+    sixteen_bit_grey,
+)
 
-WORKING_MODES = ("L", "LA", "RGB", "RGBA", "I;16")
-"""The modes pixel operations work in; see `pixel_ready`."""
-
-STORED_MODES = ("1", "P", *WORKING_MODES)
-"""The modes a decoded image may have between steps (plus a colour key in `info`)."""
-
-_GREY_MODES = ("1", "L", "LA", "I;16")
-_PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _MAX_SIDE = {"jpeg": 65_535, "webp": 16_383}
-_TOOL_POLL_SECONDS = 0.2
-_TOOL_OUTPUT_CHARS = 500
-
-
-class UnusableImage(Exception):
-    """A file a tool wrote cannot be used; the message says what it is: 'a truncated PNG file'."""
-
-
-class StepError(Exception):
-    """A step cannot do its work on this image: what went wrong and what to do, no full stop."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class WorkingImage:
-    """The image a pipeline is working on, with the metadata that travels with it.
-
-    The metadata lives here rather than in `image.info`, because Pillow writes some keys of
-    `info` (the ICC profile among them) into whatever file the image is saved as: stripping it
-    would otherwise depend on which Pillow call made the current image.
-    """
-
-    image: Image.Image
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    text: tuple[tuple[str, str], ...] = ()
-    dpi: tuple[float, float] | None = None
-
-    @classmethod
-    def from_decoded(cls, image: Image.Image) -> "WorkingImage":
-        """Take the metadata out of a freshly decoded image's `info` (only a colour key stays)."""
-        info = image.info
-        text: dict[str, str] = {}
-        if isinstance(image, PngImagePlugin.PngImageFile):
-            text = {k: v for k, v in image.text.items() if isinstance(v, str)}
-        icc = info.get("icc_profile")
-        exif = info.get("exif")
-        dpi = info.get("dpi")
-        image.info = {k: v for k, v in info.items() if k == "transparency"}
-        return cls(
-            image=image,
-            icc_profile=icc if isinstance(icc, bytes) and icc else None,
-            exif=exif if isinstance(exif, bytes) and exif else None,
-            text=tuple(text.items()),
-            dpi=(float(dpi[0]), float(dpi[1]))
-            if isinstance(dpi, tuple) and len(dpi) == 2
-            else None,
-        )
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a step may use besides its image: set up by the pipeline for each step."""
-
-    pipeline: str
-    work_dir: Path
-    deliver: Callable[[WorkingImage, Encoding], None]
-    """Write one output (the pipeline names it, writes it atomically and reports disk full)."""
-    read_back: Callable[[Path, str], Image.Image]
-    """Open and decode a tool's output (path, format) with the job's limits, or raise
-    UnusableImage."""
-    stop_if_requested: Callable[[], None]
 
 
 # -- pixel helpers ----------------------------------------------------------------------------
-
-
-def pixel_ready(image: Image.Image) -> Image.Image:
-    """Return the image in one of WORKING_MODES, turning palettes and colour keys into alpha."""
-    mode = image.mode
-    if mode in ("P", "PA"):
-        target = "RGBA" if image.has_transparency_data else "RGB"
-    elif mode == "1":
-        target = "L"
-    elif mode in ("L", "RGB") and "transparency" in image.info:
-        target = mode + "A"
-    else:
-        return image
-    converted = image.convert(target)
-    converted.info.pop("transparency", None)
-    return converted
-
-
-def _scale_to_8_bits(value: Image.ImagePointTransform) -> Image.ImagePointTransform:
-    return value * (1 / 257)
-
-
-def _scale_to_16_bits(value: Image.ImagePointTransform) -> Image.ImagePointTransform:
-    return value * 257
-
-
-def eight_bit_grey(image: Image.Image) -> Image.Image:
-    """Scale a 16-bit greyscale image to 8 bits (`convert("L")` would clip above 255 instead)."""
-    return image.convert("I").point(_scale_to_8_bits).convert("L")
-
-
-def sixteen_bit_grey(image: Image.Image) -> Image.Image:
-    """Scale an 8-bit greyscale image to the 16-bit range."""
-    return image.convert("I").point(_scale_to_16_bits).convert("I;16")
 
 
 def _cut(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -183,10 +74,6 @@ def _scaled(image: Image.Image, scale: float, *, upscale: bool) -> Image.Image:
 
 def _faded(alpha: Image.Image, opacity: float) -> Image.Image:
     return alpha.point([round(a * opacity) for a in range(256)])
-
-
-def _is_grey(colour: Colour) -> bool:
-    return colour[0] == colour[1] == colour[2]
 
 
 def _offset(
@@ -230,7 +117,7 @@ def pad(step: PadStep, working: WorkingImage, context: StepContext) -> WorkingIm
         )
     at = _offset(step.position, size, image.size)
     background = step.background
-    grey = image.mode in _GREY_MODES
+    grey = image.mode in GREY_MODES
     if background is None:
         if image.mode == "I;16":
             image = eight_bit_grey(image)  # no 16-bit mode with alpha exists in Pillow
@@ -239,9 +126,9 @@ def pad(step: PadStep, working: WorkingImage, context: StepContext) -> WorkingIm
         canvas.paste(image.convert(mode), at)
         return replace(working, image=canvas)
     mask = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
-    if grey and _is_grey(background) and image.mode == "I;16":
+    if grey and is_grey(background) and image.mode == "I;16":
         canvas = Image.new("I;16", size, background[0] * 257)
-    elif grey and _is_grey(background):
+    elif grey and is_grey(background):
         canvas = Image.new("L", size, background[0])
     else:
         if image.mode == "I;16":
@@ -402,63 +289,6 @@ def strip_metadata(
 # -- steps that write files -------------------------------------------------------------------
 
 
-def _icc_fits(icc: bytes | None, mode: str) -> bool:
-    """Tell whether a profile's colour space matches the mode (a grey profile on RGB is invalid)."""
-    if not icc or len(icc) < 20:
-        return False
-    return icc[16:20] == (b"GRAY" if mode in _GREY_MODES else b"RGB ")
-
-
-def _flattened(image: Image.Image, background: Colour) -> Image.Image:
-    """Return an L or RGB image: transparent pixels composited over the background colour."""
-    if image.mode in ("L", "RGB"):
-        return image
-    grey = image.mode == "LA" and _is_grey(background)
-    canvas = Image.new("L" if grey else "RGB", image.size, background[0] if grey else background)
-    canvas.paste(image.convert(canvas.mode), (0, 0), image.getchannel("A"))
-    return canvas
-
-
-def _for_format(image: Image.Image, encoding: Encoding) -> Image.Image:
-    if encoding.format == "png":
-        return image  # PNG stores every mode we hold, palettes and colour keys included
-    image = pixel_ready(image)
-    if image.mode == "I;16":
-        image = eight_bit_grey(image)
-    if encoding.format == "jpeg":
-        return _flattened(image, encoding.background)
-    return image.convert({"L": "RGB", "LA": "RGBA"}.get(image.mode, image.mode))
-
-
-def save_image(working: WorkingImage, encoding: Encoding, path: Path) -> tuple[int, int]:
-    """Write the image to a file in the encoding's format; return the size in pixels written.
-
-    Always to a file, never a BytesIO: Pillow releases the GIL while it encodes to a file and
-    holds it while it encodes into memory.
-    """
-    image = _for_format(working.image, encoding)
-    options: dict[str, Any] = {}
-    if encoding.keep_icc and _icc_fits(working.icc_profile, image.mode):
-        options["icc_profile"] = working.icc_profile
-    if working.exif:
-        options["exif"] = working.exif
-    if working.dpi and encoding.format != "webp":
-        options["dpi"] = working.dpi
-    if encoding.format == "png":
-        options["compress_level"] = encoding.compress_level
-        if working.text:
-            chunks = PngImagePlugin.PngInfo()
-            for key, value in working.text:
-                chunks.add_text(key, value)
-            options["pnginfo"] = chunks
-    elif encoding.format == "jpeg":
-        options.update(quality=encoding.quality, progressive=encoding.progressive)
-    else:
-        options.update(quality=encoding.quality, lossless=encoding.lossless)
-    image.save(path, format=_PILLOW_FORMATS[encoding.format], **options)
-    return image.size
-
-
 def _deliver(working: WorkingImage, encoding: Encoding, context: StepContext) -> None:
     limit = _MAX_SIDE.get(encoding.format)
     if limit is not None and max(working.image.size) > limit:
@@ -482,135 +312,6 @@ def thumbnail(step: ThumbnailStep, working: WorkingImage, context: StepContext) 
     small = replace(working, image=_scaled(working.image, scale, upscale=False))
     _deliver(small, step.encoding, context)
     return working
-
-
-# -- the external tool step -------------------------------------------------------------------
-
-
-def _tail(data: bytes) -> str:
-    """Return the last lines of a tool's output, at most ~500 characters, on one line."""
-    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
-        return ""
-    if len(lines[-1]) > _TOOL_OUTPUT_CHARS:
-        return "…" + lines[-1][-_TOOL_OUTPUT_CHARS:]
-    kept: list[str] = []
-    for line in reversed(lines):
-        if sum(len(k) + 3 for k in kept) + len(line) > _TOOL_OUTPUT_CHARS:
-            break
-        kept.insert(0, line)
-    return " / ".join(kept)
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    """Kill the tool and everything it started: a child left holding our pipes would hang us."""
-    if sys.platform == "win32":
-        process.kill()
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    try:
-        process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        # Something escaped the process group and still holds a pipe: stop waiting for it.
-        process.kill()
-        process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
-def _run_tool(args: list[str], step: ExternalStep, context: StepContext, cwd: Path) -> None:
-    tool = step.args[0]
-    advice = f"install it or take the step out of pipeline {context.pipeline}"
-    try:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            # Its own process group, so a timeout or a cancel can stop everything it started.
-            start_new_session=True,
-        )
-    except FileNotFoundError as exc:
-        raise StepError(
-            f"the tool {tool!r} is not installed on this workstation; {advice}", retryable=True
-        ) from exc
-    except OSError as exc:
-        raise StepError(
-            f"the tool {tool!r} cannot be run ({exc.strerror or exc}); {advice}", retryable=True
-        ) from exc
-    deadline = time.monotonic() + step.timeout
-    try:
-        while True:
-            try:
-                stdout, stderr = process.communicate(timeout=_TOOL_POLL_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                context.stop_if_requested()
-                if time.monotonic() >= deadline:
-                    raise StepError(
-                        f"the tool {tool!r} did not finish within {step.timeout:g} s; check it "
-                        f"by hand, or raise timeout in pipeline {context.pipeline}",
-                        retryable=True,
-                    ) from None
-    finally:
-        if process.returncode is None:
-            _kill(process)
-    code = process.returncode
-    if code == 0:
-        return
-    if code > 0:
-        how = f"exit code {code}"
-    else:
-        try:
-            how = f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"signal {-code}"
-    said = _tail(stderr) or _tail(stdout)
-    said = f" and said: {said}" if said else ""
-    raise StepError(
-        f"the tool {tool!r} failed with {how}{said}; check the tool and its arguments in "
-        f"pipeline {context.pipeline}"
-    )
-
-
-def external(step: ExternalStep, working: WorkingImage, context: StepContext) -> WorkingImage:
-    """Run a studio tool on the current image (as PNG) and carry on with the image it writes.
-
-    The metadata carries across the tool; an ICC profile in the tool's output replaces ours.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="external-", dir=context.work_dir))
-    try:
-        source = folder / "input.png"
-        target = folder / f"output{EXTENSIONS[step.output_format]}"
-        # Level 1: the tool reads this file once, so speed matters more than its size.
-        save_image(working, Encoding("png", "", compress_level=1), source)
-        args = [
-            a.replace("{input}", str(source)).replace("{output}", str(target)) for a in step.args
-        ]
-        _run_tool(args, step, context, folder)
-        what = f"the tool {step.args[0]!r}"
-        if not target.is_file():
-            raise StepError(
-                f"{what} finished without writing its output file; check that its arguments in "
-                f"pipeline {context.pipeline} write to {{output}}"
-            )
-        try:
-            image = context.read_back(target, step.output_format)
-        except UnusableImage as exc:
-            raise StepError(
-                f"{what} wrote {exc}; check the tool and its arguments in pipeline "
-                f"{context.pipeline}"
-            ) from exc
-        produced = WorkingImage.from_decoded(image)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return replace(
-        working, image=produced.image, icc_profile=produced.icc_profile or working.icc_profile
-    )
 
 
 # -- the registry -----------------------------------------------------------------------------
