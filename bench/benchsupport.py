@@ -14,15 +14,20 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from batchdesk.domain.file_selection import select_files
+from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.storage import conninfo as conninfo_text
-from batchdesk.storage import migrations_runner
+from batchdesk.storage import migrations_runner, pipeline_store
 from batchdesk.storage.database import Database, make_engine
 from batchdesk.storage.embedded import EmbeddedServer
+from batchdesk.storage.submission import CreatedBatch, SubmissionRequest, submit
 
 
 class BenchServer:
@@ -129,3 +134,124 @@ def verdict(value: float, target: float) -> str:
 
 def seconds(value: float) -> str:
     return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.1f} ms"
+
+
+# -- helpers for the job-engine benchmarks ------------------------------------------------------
+
+
+def at_least(value: float, target: float) -> str:
+    """PASS or MISS for a target the value must reach (a throughput)."""
+    return "PASS" if value >= target else "MISS"
+
+
+def below(value: float, target: float) -> str:
+    """PASS or MISS for a limit the value must stay strictly under (a delay)."""
+    return "PASS" if value < target else "MISS"
+
+
+def install_pipelines(database: Database, extra: Sequence[dict[str, Any]] = ()) -> None:
+    """Add the shipped pipelines (as `batchdesk` does when it opens a database) and `extra`."""
+    pipeline_store.install_missing(database, [*default_pipelines(), *extra])
+
+
+def submit_paths(database: Database, paths: Sequence[Path], pipeline: str) -> CreatedBatch:
+    """Submit files as one batch the way the CLI does; return the batch."""
+    selection = select_files(paths)
+    request = SubmissionRequest(
+        files=selection.files,
+        source_paths=tuple(paths),
+        description="benchmark",
+        pipeline=pipeline,
+        created_by="bench@bench",
+    )
+    result = submit(database, request)
+    if len(result.batches) != 1 or result.batches[0].total_files != len(paths):
+        raise RuntimeError(f"submitting {len(paths)} files did not make one batch of them")
+    return result.batches[0]
+
+
+def add_jobs(conninfo: str, batch_id: UUID, count: int) -> None:
+    """Add `count` jobs to a batch by one INSERT ... generate_series, all on its first file."""
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(
+            "INSERT INTO jobs (batch_id, position, file_name, input_sha256, input_size, pipeline) "
+            "SELECT j.batch_id, m.top + g, 'copy_' || g || '.png', j.input_sha256, "
+            "j.input_size, j.pipeline "
+            "FROM (SELECT * FROM jobs WHERE batch_id = %s ORDER BY position LIMIT 1) AS j, "
+            "(SELECT max(position) AS top FROM jobs WHERE batch_id = %s) AS m, "
+            "generate_series(1, %s) AS g",
+            (batch_id, batch_id, count),
+        )
+
+
+def counts_drift(conninfo: str) -> int:
+    """How many batches' kept counts disagree with their jobs (0 when the triggers are right)."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT count(*) FROM batch_count_drift").fetchone()
+    return int(row[0]) if row else -1
+
+
+class MachineCpu:
+    """How busy the whole machine's CPUs were between two readings of /proc/stat (Linux)."""
+
+    def __init__(self) -> None:
+        self.cores = os.cpu_count() or 1
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    def busy_seconds(self) -> float | None:
+        """CPU seconds all cores spent busy since this object was made (any process)."""
+        end = self._read()
+        if self._start is None or end is None:
+            return None
+        return (end[0] - self._start[0]) / os.sysconf("SC_CLK_TCK")
+
+    def busy_cores(self) -> float | None:
+        """Cores busy on average since this object was made (any process, ours or not)."""
+        end = self._read()
+        if self._start is None or end is None or end[1] == self._start[1]:
+            return None
+        return (end[0] - self._start[0]) / (end[1] - self._start[1]) * self.cores
+
+
+def backend_cpu(conninfo: str, *, background: bool = False) -> float | None:
+    """CPU seconds used so far by the server processes connected to this database.
+
+    With `background`, the server's own processes (WAL writer, checkpointer, I/O workers...)
+    are counted too; on a server that other databases use they work for those as well. Only
+    meaningful for a server on this machine: the processes' /proc entries are read.
+    Connections that already closed are not counted. None when nothing could be read.
+    """
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            pids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                    "(datname = current_database() OR (%s AND datname IS NULL "
+                    "AND backend_type <> 'autovacuum worker'))",
+                    (background,),
+                )
+            ]
+    except psycopg.Error:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, found = 0.0, False
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        found = True
+    return total if found else None
