@@ -364,6 +364,11 @@ def _ours(part: dict[str, Any]) -> float | None:
     return float(part["seconds"] * share)
 
 
+def _pipeline_share(phases: Phases) -> float:
+    job = phases.total("job", 0)
+    return phases.total("pipeline", 0) / job if job else 0.0
+
+
 def _breakdown(pool: Phases, runner: Phases) -> str:
     """Summed seconds of each phase in the runner's job threads, wall / thread CPU."""
     job = (runner.total("job", 0), runner.total("job", 1))
@@ -439,6 +444,13 @@ def summarise(server: BenchServer, rounds: list[dict[str, Any]], count: int, tot
         f"  throughput runner / pool    {ratio:.3f}x (median of per-round ratios pool time / "
         f"runner time: {per_round})   "
         f"target >= {TARGET_RATIO}x   {at_least(ratio, TARGET_RATIO)}"
+    )
+    shares = [_pipeline_share(r["runner"]["phases"]) for r in rounds]
+    print(
+        f"  pipeline share of job time  {median(shares):.3f} (median; per round "
+        f"{', '.join(f'{x:.3f}' for x in shares)}; of the runner's job threads' wall time, the "
+        "part in run_pipeline: the ratio to expect when the Pillow work runs equally fast "
+        "in both parts)"
     )
     adjusted = [r["adjusted"] for r in rounds if r["adjusted"] is not None]
     if len(adjusted) == len(rounds):
