@@ -190,6 +190,7 @@ def read_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
         row = raw.execute(
             "SELECT data FROM blob_chunks WHERE sha256 = %s AND chunk_index = %s",
             (sha256, index),
+            binary=True,  # raw bytes on the wire; the text format sends bytea as hex
         ).fetchone()
         if row is None:
             return
