@@ -70,6 +70,8 @@ class Settings:
     worker_threads: int = 2
     max_megapixels: int = 200  # larger inputs fail as possible decompression bombs
     memory_budget_mb: int = 2048  # decoded images a worker may hold at once (estimate)
+    # When set, batches that complete are written to DELIVERY_FOLDER/BASE_NAME/ by this machine.
+    delivery_folder: str | None = None
 
     @property
     def prefix_rule(self) -> PrefixRule:

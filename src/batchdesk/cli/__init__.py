@@ -79,12 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("batches", nargs="+", metavar="BATCH")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    export = commands.add_parser("export", help="write a batch as BASE_NAME.zip, or a job's files")
+    export.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the zip file, or a folder to put BASE_NAME.zip in (default: here); "
+        "with --job, the folder for the job's files",
+    )
+    export.add_argument(
+        "--job", metavar="FILE_NAME", help="write only this job's outputs (its file name or id)"
+    )
+    export.add_argument(
+        "--include-inputs", action="store_true", help="add the submitted PNGs under originals/"
+    )
+    export.add_argument("--force", action="store_true", help="replace files that exist")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    deliver = commands.add_parser("deliver", help="write a batch's outputs to FOLDER/BASE_NAME/")
+    deliver.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+    deliver.add_argument("--to", metavar="FOLDER", help="default: delivery_folder in settings")
+    deliver.add_argument("--json", action="store_true", help="print the result as JSON")
+
     worker = commands.add_parser("worker", help="run jobs headless (a render node)")
     worker.add_argument("--threads", type=int, help="jobs at once (default from settings: 2)")
     worker.add_argument(
         "--drain", action="store_true", help="exit once nothing is queued or running"
     )
     worker.add_argument("--json", action="store_true", help="JSON event lines on stderr")
+    worker.add_argument(
+        "--deliver-to",
+        metavar="FOLDER",
+        help="also write each batch that completes to FOLDER/BASE_NAME/ "
+        "(default: delivery_folder in settings)",
+    )
     worker.add_argument(
         "--liveness-timeout",
         type=float,
@@ -125,6 +154,8 @@ COMMANDS: dict[str | None, tuple[str, str]] = {
     "show": ("batchdesk.cli.batch_commands", "cmd_show"),
     "stats": ("batchdesk.cli.batch_commands", "cmd_stats"),
     "delete": ("batchdesk.cli.batch_commands", "cmd_delete"),
+    "export": ("batchdesk.cli.export_commands", "cmd_export"),
+    "deliver": ("batchdesk.cli.export_commands", "cmd_deliver"),
     "worker": ("batchdesk.cli.job_commands", "cmd_worker"),
     "retry": ("batchdesk.cli.job_commands", "cmd_retry"),
     "cancel": ("batchdesk.cli.job_commands", "cmd_cancel"),

@@ -4,11 +4,13 @@ import argparse
 import json
 import sys
 import threading
+from pathlib import Path
 
 from batchdesk.app import open_app
 from batchdesk.cli.output import err, print_json, short, table
 from batchdesk.domain.units import plural
 from batchdesk.errors import InvalidRequest
+from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
 from batchdesk.jobs.pipeline_spec import parse_pipeline
 from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
 from batchdesk.storage import batch_queries, job_queue, pipeline_store
@@ -21,13 +23,19 @@ class EventPrinter:
         self.as_json = as_json
         self._lock = threading.Lock()
 
-    def __call__(self, event: JobEvent) -> None:
+    def __call__(self, event: JobEvent | DeliveryEvent) -> None:
         with self._lock:
             if self.as_json:
                 sys.stderr.write(json.dumps(event.__dict__) + "\n")
                 sys.stderr.flush()
                 return
             if event.kind == "started":
+                return
+            if isinstance(event, DeliveryEvent):
+                if event.kind == "delivered":
+                    err(f"Delivered {event.batch} to {event.path}")
+                else:
+                    err(f"Could not deliver {event.batch}: {event.message} (will try again)")
                 return
             where = f"{event.batch} / {event.file_name}"
             if event.kind == "completed":
@@ -54,8 +62,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             memory_budget=app.settings.memory_budget_mb << 20,
             liveness_timeout=args.liveness_timeout,
         )
-        runner = Runner(app.database, config, on_event=EventPrinter(args.json))
+        printer = EventPrinter(args.json)
+        runner = Runner(app.database, config, on_event=printer)
+        folder = args.deliver_to or app.settings.delivery_folder
+        delivery = AutoDelivery(app.database, Path(folder), on_event=printer) if folder else None
         runner.start()
+        if delivery is not None:
+            delivery.start()
+            err(f"Delivering completed batches to {delivery.folder}.")
         err(
             f"Worker {runner.worker_id} running {plural(threads, 'thread')} on the "
             f"{app.database.description}" + (" until the queue is empty." if args.drain else ".")
@@ -68,6 +82,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             err("Stopping: giving back the jobs that have not finished...")
         finally:
+            if delivery is not None:
+                if args.drain:
+                    delivery.deliver_pending()  # what the drained queue just completed
+                delivery.stop()
             runner.stop()
     return 0
 

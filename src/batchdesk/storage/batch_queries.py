@@ -41,6 +41,8 @@ BATCH_COLUMNS = (
     "dropbox_path",
     "dropbox_uploaded_at",
     "monday_item_id",
+    "delivered_at",
+    "delivered_to",
 )
 
 JOB_COLUMNS = (
@@ -108,6 +110,8 @@ class BatchRow:
     dropbox_path: str | None
     dropbox_uploaded_at: datetime | None
     monday_item_id: str | None
+    delivered_at: datetime | None
+    delivered_to: str | None
 
     @property
     def finished_count(self) -> int:

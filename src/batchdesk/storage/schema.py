@@ -79,6 +79,8 @@ batches = Table(
     Column("dropbox_path", Text),
     _timestamp("dropbox_uploaded_at"),
     Column("monday_item_id", Text),
+    _timestamp("delivered_at"),
+    Column("delivered_to", Text),
     UniqueConstraint("base_directory_name", name="batches_base_directory_name_key"),
     UniqueConstraint(
         "customer_prefix", "batch_date", "batch_counter", name="batches_prefix_date_counter_key"
@@ -86,6 +88,11 @@ batches = Table(
     CheckConstraint("batch_counter >= 1"),
     Index("batches_status_idx", "status"),
     Index("batches_created_at_idx", "created_at"),
+    Index(
+        "batches_completed_at_idx",
+        "completed_at",
+        postgresql_where=text("status = 'completed'"),
+    ),
 )
 
 blobs = Table(

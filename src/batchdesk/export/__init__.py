@@ -1,0 +1,1 @@
+"""Getting batches out: a streaming zip, one job's outputs, delivery to a folder. No Qt here."""

@@ -1,0 +1,84 @@
+"""Which completed batches still need delivering, and one deliverer at a time for each.
+
+A deliverer holds a session-level advisory lock on the batch while it writes, so two
+workstations with auto-delivery never write the same batch at once, and a deliverer that dies
+lets go of it with its connection. `delivered_at` records the last delivery; a batch completed
+again after a retry is delivered again.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection
+
+from batchdesk.storage.database import Database
+
+# First key of the two-key advisory lock; the second is derived from the batch id.
+DELIVERY_LOCK_CLASS = 0x42_44_44  # "BDD"
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    batch_id: UUID
+    base_directory_name: str
+
+
+def _raw(connection: Connection) -> Any:
+    return connection.connection.driver_connection
+
+
+def pending(
+    connection: Connection, lookback_seconds: float, limit: int = 20
+) -> list[PendingDelivery]:
+    """Completed batches, finished within the look-back window, not delivered since."""
+    rows = (
+        _raw(connection)
+        .execute(
+            "SELECT id, base_directory_name FROM batches "
+            "WHERE status = 'completed' AND completed_at > now() - make_interval(secs => %s) "
+            "AND (delivered_at IS NULL OR delivered_at < completed_at) "
+            "ORDER BY completed_at LIMIT %s",
+            (lookback_seconds, limit),
+        )
+        .fetchall()
+    )
+    return [PendingDelivery(row[0], row[1]) for row in rows]
+
+
+@contextmanager
+def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
+    """Hold the batch's delivery lock for the block; yield False if another deliverer has it
+    or the batch no longer needs delivering."""
+    with database.connect() as connection:
+        raw = _raw(connection)
+        raw.autocommit = True  # the lock outlives statements, not a transaction held open
+        try:
+            key = (DELIVERY_LOCK_CLASS, batch_id)
+            got = raw.execute(
+                "SELECT pg_try_advisory_lock(%s::int4, hashtext(%s::text))", key
+            ).fetchone()[0]
+            if not got:
+                yield False
+                return
+            try:
+                still = raw.execute(
+                    "SELECT 1 FROM batches WHERE id = %s AND status = 'completed' "
+                    "AND (delivered_at IS NULL OR delivered_at < completed_at)",
+                    (batch_id,),
+                ).fetchone()
+                yield still is not None
+            finally:
+                raw.execute("SELECT pg_advisory_unlock(%s::int4, hashtext(%s::text))", key)
+        finally:
+            raw.autocommit = False
+
+
+def mark_delivered(database: Database, batch_id: UUID, destination: str) -> None:
+    with database.begin() as connection:
+        _raw(connection).execute(
+            "UPDATE batches SET delivered_at = now(), delivered_to = %s WHERE id = %s",
+            (destination, batch_id),
+        )
