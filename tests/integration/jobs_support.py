@@ -1,7 +1,13 @@
 """Running real jobs for tests that need what a pipeline produced."""
 
+from pathlib import Path
+
+from batchdesk.domain.file_selection import select_files
+from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.jobs.runner import Runner, RunnerConfig
+from batchdesk.storage import pipeline_store
 from batchdesk.storage.database import Database
+from batchdesk.storage.submission import SubmissionRequest, submit
 
 FAST = RunnerConfig(threads=2, heartbeat_interval=0.5, poll_interval=0.5, liveness_timeout=3)
 
@@ -14,3 +20,16 @@ def run_all_jobs(database: Database, timeout: float = 90) -> None:
         assert runner.drained.wait(timeout), "the runner did not finish the queue"
     finally:
         runner.stop()
+
+
+def submit_paths(database: Database, paths: list[Path], pipeline: str = "original") -> str:
+    """Submit `paths` as one batch with the shipped pipelines available; return its name."""
+    pipeline_store.install_missing(database, default_pipelines())
+    selection = select_files(paths)
+    result = submit(
+        database,
+        SubmissionRequest(
+            files=selection.files, source_paths=tuple(paths), pipeline=pipeline, created_by="t@t"
+        ),
+    )
+    return result.batches[0].base_directory_name

@@ -12,13 +12,9 @@ import pytest
 from batchdesk.errors import Cancelled, FileProblem, NotFound
 from batchdesk.export.transfer import ExportProgress
 from batchdesk.export.zip_export import default_zip_name, export_zip
-from batchdesk.jobs.default_pipelines import default_pipelines
-from batchdesk.storage import pipeline_store
 from batchdesk.storage.database import Database
-from batchdesk.storage.submission import SubmissionRequest, submit
-from batchdesk.domain.file_selection import select_files
 from tests.factories import make_batch, make_png
-from tests.integration.jobs_support import run_all_jobs
+from tests.integration.jobs_support import run_all_jobs, submit_paths
 
 
 def produced(conninfo: str, base_name: str) -> dict[str, str]:
@@ -37,18 +33,6 @@ def read_manifest(archive: zipfile.ZipFile, folder: str) -> list[dict[str, str]]
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def submit_paths(database: Database, paths: list[Path], pipeline: str = "original") -> str:
-    pipeline_store.install_missing(database, default_pipelines())
-    selection = select_files(paths)
-    result = submit(
-        database,
-        SubmissionRequest(
-            files=selection.files, source_paths=tuple(paths), pipeline=pipeline, created_by="t@t"
-        ),
-    )
-    return result.batches[0].base_directory_name
-
-
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -56,7 +40,9 @@ def leftovers(folder: Path) -> list[str]:
 def test_a_zip_holds_every_output_of_the_batch_byte_for_byte(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
-    paths = [make_png(tmp_path / "in" / f"PL_DXB191_view{i}.png", (64, 48), seed=i) for i in range(3)]
+    paths = [
+        make_png(tmp_path / "in" / f"PL_DXB191_view{i}.png", (64, 48), seed=i) for i in range(3)
+    ]
     name = submit_paths(database, paths, "web-delivery")
     run_all_jobs(database)
     target = tmp_path / "out" / default_zip_name(name)
@@ -75,7 +61,11 @@ def test_a_zip_holds_every_output_of_the_batch_byte_for_byte(
         for output, sha in expected.items():
             assert hashlib.sha256(archive.read(f"{name}/{output}")).hexdigest() == sha
         kinds = {i.filename.rsplit(".", 1)[-1]: i.compress_type for i in archive.infolist()}
-        assert kinds == {"png": zipfile.ZIP_STORED, "jpg": zipfile.ZIP_STORED, "csv": zipfile.ZIP_DEFLATED}
+        assert kinds == {
+            "png": zipfile.ZIP_STORED,
+            "jpg": zipfile.ZIP_STORED,
+            "csv": zipfile.ZIP_DEFLATED,
+        }
         manifest = read_manifest(archive, name)
     assert {row["output"]: row["output_sha256"] for row in manifest} == expected
     assert {row["status"] for row in manifest} == {"completed"}
@@ -128,8 +118,11 @@ def test_hostile_names_never_leave_the_batch_folder(
     for entry in entries:
         folder, _, file_name = entry.partition("/")
         assert folder == name
-        assert file_name and "/" not in file_name and "\\" not in file_name
-        assert ":" not in file_name and not file_name.startswith(".")
+        assert file_name
+        assert "/" not in file_name
+        assert "\\" not in file_name
+        assert ":" not in file_name
+        assert not file_name.startswith(".")
         assert all(ord(c) >= 32 for c in file_name)
     assert len(entries) == 9
     assert leftovers(unpacked) == [name]
@@ -137,9 +130,7 @@ def test_hostile_names_never_leave_the_batch_folder(
     assert "_con.png" in {e.split("/")[1] for e in entries}
 
 
-def test_duplicate_names_get_stable_readable_suffixes(
-    database: Database, tmp_path: Path
-) -> None:
+def test_duplicate_names_get_stable_readable_suffixes(database: Database, tmp_path: Path) -> None:
     paths = [
         make_png(tmp_path / "a" / "PL_DXB191_x.png", seed=1),
         make_png(tmp_path / "b" / "PL_DXB191_x.png", seed=2),
@@ -156,7 +147,12 @@ def test_duplicate_names_get_stable_readable_suffixes(
         assert one.namelist() == two.namelist()
         files = [n.split("/", 1)[1] for n in one.namelist()]
         contents = [one.read(n) for n in one.namelist()[:3]]
-    assert files == ["PL_DXB191_x.png", "PL_DXB191_x (2).png", "PL_DXB191_X (3).png", "manifest.csv"]
+    assert files == [
+        "PL_DXB191_x.png",
+        "PL_DXB191_x (2).png",
+        "PL_DXB191_X (3).png",
+        "manifest.csv",
+    ]
     assert contents == [p.read_bytes() for p in paths]
 
 
@@ -186,7 +182,10 @@ def test_a_batch_with_failed_and_unfinished_jobs_exports_and_says_so(
 
     assert (summary.tally.completed, summary.tally.failed, summary.tally.unfinished) == (1, 1, 1)
     text = " ".join(summary.warnings)
-    assert "1 job of 3" in text and "not finished" in text and "1 job" in text and "failed" in text
+    assert "1 job of 3" in text
+    assert "not finished" in text
+    assert "1 job" in text
+    assert "failed" in text
     with zipfile.ZipFile(target) as archive:
         rows = read_manifest(archive, name)
         assert archive.namelist() == [f"{name}/PL_DXB191_good.png", f"{name}/manifest.csv"]
@@ -229,7 +228,9 @@ def test_an_existing_file_is_replaced_only_when_allowed(database: Database, tmp_
     assert zipfile.is_zipfile(target)
 
 
-def test_an_unknown_batch_or_missing_folder_is_a_sentence(database: Database, tmp_path: Path) -> None:
+def test_an_unknown_batch_or_missing_folder_is_a_sentence(
+    database: Database, tmp_path: Path
+) -> None:
     with pytest.raises(NotFound, match="There is no batch"):
         export_zip(database, "PL_DXB_2026-11-28_batch-99", tmp_path / "x.zip")
     with pytest.raises(FileProblem, match="does not exist"):

@@ -42,9 +42,12 @@ def test_a_long_name_is_cut_to_fit_and_keeps_its_extension() -> None:
 def test_no_name_can_escape_or_hide(name: str) -> None:
     safe = safe_component(name)
     assert safe not in ("", ".", "..")
-    assert "/" not in safe and "\\" not in safe and ":" not in safe
+    assert "/" not in safe
+    assert "\\" not in safe
+    assert ":" not in safe
     assert all(ord(c) >= 32 and c != "\x7f" for c in safe)
-    assert not safe.startswith(".") and not safe.endswith((".", " "))
+    assert not safe.startswith(".")
+    assert not safe.endswith((".", " "))
     assert len(safe.encode("utf-8")) <= 255
 
 

@@ -27,6 +27,9 @@ def make_folder(folder: Path) -> None:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             reason = "permission denied. Choose a folder you can write to"
+        elif exc.errno == errno.ENOTDIR:
+            blocker = next((p for p in folder.parents if p.exists() and not p.is_dir()), None)
+            reason = f"{blocker or 'part of that path'} is a file, not a folder"
         elif exc.errno == errno.EROFS:
             reason = "it is on a read-only file system. Choose another folder"
         else:

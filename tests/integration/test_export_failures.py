@@ -1,0 +1,114 @@
+"""A failed export (full disk, read-only or missing folder, Ctrl+C) leaves nothing behind."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from batchdesk.errors import FileProblem
+from batchdesk.export.folder_export import deliver_batch, export_job
+from batchdesk.export.zip_export import export_zip
+from batchdesk.storage.database import Database
+from tests.factories import make_batch
+from tests.integration.jobs_support import run_all_jobs, submit_paths
+
+
+def mount_tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A small real file system; tests that need one are skipped where mounting is not allowed."""
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB file system: a batch of a few hundred KB does not fit."""
+    yield from mount_tmpfs(tmp_path / "small", "size=256k,mode=0777")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:  # permissions stop ordinary users; root needs a read-only mount
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    yield from mount_tmpfs(tmp_path / "read-only", "ro,size=64k")
+
+
+def noisy_batch(database: Database, folder: Path, count: int = 4) -> str:
+    """A completed batch of incompressible PNGs of ~120 KB each."""
+    for i in range(count):
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.frombytes("RGB", (200, 200), os.urandom(120_000)).save(
+            folder / f"PL_DXB19{i}_noise.png"
+        )
+    name = submit_paths(database, sorted(folder.iterdir()))
+    run_all_jobs(database)
+    return name
+
+
+def test_a_full_disk_leaves_no_zip_and_says_so(
+    database: Database, tmp_path: Path, small_disk: Path
+) -> None:
+    name = noisy_batch(database, tmp_path / "in")
+    target = small_disk / f"{name}.zip"
+
+    with pytest.raises(FileProblem, match=r"is full; nothing was written to .*\.zip"):
+        export_zip(database, name, target)
+
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_full_disk_during_delivery_leaves_no_half_file(
+    database: Database, tmp_path: Path, small_disk: Path
+) -> None:
+    name = noisy_batch(database, tmp_path / "in")
+
+    with pytest.raises(FileProblem, match="is full"):
+        deliver_batch(database, name, small_disk)
+
+    written = sorted(p.name for p in (small_disk / name).iterdir())
+    assert not [n for n in written if n.startswith(".")]  # no temporary file left
+    for file_name in written:  # what is there is whole
+        with Image.open(small_disk / name / file_name) as image:
+            image.load()
+
+
+def test_a_read_only_folder_is_refused_with_a_sentence(
+    database: Database, tmp_path: Path, read_only_folder: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=1).batches[0].base_directory_name
+    run_all_jobs(database)
+
+    with pytest.raises(FileProblem, match=r"read-only|permission denied"):
+        export_zip(database, name, read_only_folder / "x.zip")
+    with pytest.raises(FileProblem, match=r"read-only|permission denied"):
+        export_job(database, name, "PL_DXB191_view0.png", read_only_folder / "job")
+
+    assert list(read_only_folder.iterdir()) == []
+
+
+def test_a_missing_folder_for_one_jobs_outputs_is_made(database: Database, tmp_path: Path) -> None:
+    name = make_batch(database, tmp_path / "in", count=2).batches[0].base_directory_name
+    run_all_jobs(database)
+
+    summary = export_job(database, name, "PL_DXB192_view1.png", tmp_path / "new" / "folder")
+
+    written = tmp_path / "new" / "folder" / "PL_DXB192_view1.png"
+    assert written.read_bytes() == (tmp_path / "in" / "PL_DXB192_view1.png").read_bytes()
+    assert (summary.files, summary.tally.completed) == (1, 1)
