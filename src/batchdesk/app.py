@@ -23,6 +23,27 @@ def load_settings(environ: dict[str, str] | None = None) -> tuple[AppPaths, Sett
     return paths, Settings.load(paths.settings_file)
 
 
+def open_database(
+    database_url: str | None,
+    env: dict[str, str],
+    *,
+    upgrade: bool = True,
+    on_status: Callable[[str], None] | None = None,
+) -> AppContext:
+    """Open the configured database and upgrade its schema unless told not to; caller closes it."""
+    paths, settings = load_settings(env)
+    target = resolve_target(database_url, env, settings)
+    database = Database.open(target, paths, on_status)
+    try:
+        if upgrade:
+            migrations_runner.upgrade(database)
+            pipeline_store.install_missing(database, default_pipelines())
+    except BaseException:
+        database.close()
+        raise
+    return AppContext(paths, settings, database)
+
+
 @contextmanager
 def open_app(
     database_url: str | None = None,
@@ -33,13 +54,8 @@ def open_app(
 ) -> Iterator[AppContext]:
     """Open the configured database (upgrading its schema unless told not to); close it after."""
     env = dict(os.environ) if environ is None else environ
-    paths, settings = load_settings(env)
-    target = resolve_target(database_url, env, settings)
-    database = Database.open(target, paths, on_status)
+    context = open_database(database_url, env, upgrade=upgrade, on_status=on_status)
     try:
-        if upgrade:
-            migrations_runner.upgrade(database)
-            pipeline_store.install_missing(database, default_pipelines())
-        yield AppContext(paths, settings, database)
+        yield context
     finally:
-        database.close()
+        context.database.close()

@@ -9,7 +9,7 @@ from batchdesk.errors import SchemaMismatch
 from batchdesk.storage import migrations_runner
 from batchdesk.storage.database import Database
 from batchdesk.storage.schema import metadata
-from tests.integration.conftest import TestServer
+from tests.database_fixtures import TestServer
 
 
 def test_migrated_schema_matches_the_tables_queries_are_built_from(database: Database) -> None:

@@ -1,4 +1,4 @@
-"""Real PostgreSQL for integration tests: the embedded server, and the CI server when given.
+"""Real PostgreSQL for tests: the embedded server, and the CI server when given.
 
 Every test gets a database of its own, copied from a template that has the schema migrated once
 per session. Tests run against each available server: the embedded one always, the one in

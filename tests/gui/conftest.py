@@ -1,0 +1,41 @@
+"""GUI tests: offscreen Qt (set in tests/conftest.py), real PostgreSQL, nothing left running.
+
+A Qt warning fails the test (pyproject: qt_log_level_fail). So does a thread that outlives
+it: every test must stop what it started, as the window must when it closes.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from PySide6.QtCore import QThreadPool
+
+from batchdesk.gui.background import BackgroundTasks
+
+LEFTOVER_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_behind() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    QThreadPool.globalInstance().waitForDone(int(LEFTOVER_GRACE_SECONDS * 1000))
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    while True:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        # Qt's own pool threads are not Python threads; psycopg/SQLAlchemy start none of their own.
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert extra == [], f"threads left running: {[t.name for t in extra]}"
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+@pytest.fixture
+def tasks(qtbot: object) -> Iterator[BackgroundTasks]:
+    """The window's background pool; waits for its work at the end of the test."""
+    pool = BackgroundTasks()
+    yield pool
+    assert pool.shutdown(30_000), "background tasks still running after 30 s"
