@@ -74,7 +74,7 @@ class Transfer:
     ) -> None:
         """Stream one stored file into `write`, checking it arrives whole."""
         written = 0
-        for chunk in blob_store.read_chunks(connection, stored.sha256):
+        for chunk in blob_store.stream_chunks(connection, stored.sha256):
             self.check_cancelled()
             write(chunk)
             written += len(chunk)
