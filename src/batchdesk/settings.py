@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 import tempfile
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,10 @@ class Settings:
     memory_budget_mb: int = 2048  # decoded images a worker may hold at once (estimate)
     # When set, batches that complete are written to DELIVERY_FOLDER/BASE_NAME/ by this machine.
     delivery_folder: str | None = None
+    # Whether this workstation runs jobs while the window is open; off for submit-only machines.
+    run_jobs: bool = True
+    # Whether the window shows a desktop notification when a batch finishes or fails.
+    notifications: bool = True
 
     @property
     def prefix_rule(self) -> PrefixRule:
@@ -99,15 +105,16 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: Path | None = None) -> "Settings":
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        """Return settings from a decoded JSON object, refusing values of the wrong type."""
+        known = _field_types(cls)
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
                 continue  # a newer batchdesk's setting: keep working, it is preserved on save
-            expected = int if isinstance(known[key].default, int) else str
-            if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            expected, optional = known[key]
+            if not _has_type(value, expected, optional):
                 where = f" in {source}" if source else ""
-                kind = "a whole number" if expected is int else "text"
+                kind = _KIND_NAMES[expected] + (" or null" if optional else "")
                 raise KnownError(f"The setting {key!r}{where} must be {kind}, not {value!r}.")
             values[key] = value
         settings = cls(**values)
@@ -137,3 +144,28 @@ class Settings:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+_KIND_NAMES: dict[type, str] = {bool: "true or false", int: "a whole number", str: "text"}
+
+
+def _field_types(cls: type[Settings]) -> dict[str, tuple[type, bool]]:
+    """Return each field's value type and whether it may be null, read from the annotations."""
+    result: dict[str, tuple[type, bool]] = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        members = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        concrete = [member for member in members if member is not type(None)]
+        assert len(concrete) == 1, f"setting {name} must have one type besides None"
+        assert concrete[0] in _KIND_NAMES, f"setting {name}: add its type to _KIND_NAMES"
+        result[name] = (concrete[0], len(concrete) < len(members))
+    return result
+
+
+def _has_type(value: object, expected: type, optional: bool) -> bool:
+    if value is None:
+        return optional
+    # JSON true/false arrive as bool, which Python also counts as int: keep the two apart, so
+    # `"worker_threads": true` and `"run_jobs": 1` are both refused.
+    if isinstance(value, bool) or expected is bool:
+        return isinstance(value, bool) and expected is bool
+    return isinstance(value, expected)

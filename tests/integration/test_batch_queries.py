@@ -17,13 +17,16 @@ from batchdesk.domain.statuses import BatchStatus
 from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage.batch_queries import (
     BatchRow,
+    batch_positions,
     batch_stats,
+    batches_by_ids,
     count_batches,
     customer_prefixes,
     delete_batch,
     find_batch,
     list_batches,
     list_jobs,
+    place_batches,
 )
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import CreatedBatch
@@ -501,3 +504,70 @@ def test_deleting_a_batch_reports_the_jobs_it_interrupted(
     assert found(database) == names_of(kept)
     with database.connect() as connection:
         assert list_jobs(connection, batch.id) == []
+
+
+# --- place_batches: where changed batches stand in a list ------------------------------------
+
+
+def test_placed_batches_stand_where_list_batches_puts_them_in_every_order(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    batches = [
+        new_batch(database, tmp_path, files, prefix, description=description)
+        for files, prefix, description in [
+            (3, "PL_DXB", "delta"),
+            (1, "AC_ME", "alpha"),
+            (2, "PL_DXB", "charlie"),
+            (4, "ZZ_TOP", "bravo"),
+        ]
+    ]
+    set_created_at(
+        database_conninfo, {b.id: m for b, m in zip(batches, [20, 0, 30, 10], strict=True)}
+    )
+    # completed_at stays NULL for most: nulls must land where list_batches puts them.
+    set_job_statuses(database_conninfo, batches[1].id, ["completed"])
+    set_job_statuses(database_conninfo, batches[2].id, ["failed", "processing"])
+    asked = [batches[0].id, batches[2].id, batches[3].id]
+    queries = [
+        BatchQuery(sort_by=column, order=order) for column in SORT_COLUMNS for order in SortOrder
+    ] + [BatchQuery(customer_prefix="PL_DXB", sort_by="total_files", order=SortOrder.ASC)]
+
+    with database.connect() as connection:
+        for query in queries:
+            listed = [row.id for row in list_batches(connection, query)]
+            placed = place_batches(connection, query, asked)
+            expected = sorted((listed.index(i), i) for i in asked if i in listed)
+            assert [(p.position, p.batch.id) for p in placed] == expected, query
+            positions = batch_positions(connection, query, asked)
+            assert sorted((position, i) for i, position in positions.items()) == expected
+
+
+def test_placing_leaves_out_batches_that_are_gone_or_do_not_match(
+    database: Database, tmp_path: Path
+) -> None:
+    kept = new_batch(database, tmp_path, prefix="AC_ME")
+    other_customer = new_batch(database, tmp_path, prefix="PL_DXB")
+    gone = new_batch(database, tmp_path, prefix="AC_ME")
+    with database.begin() as connection:
+        delete_batch(connection, gone.id)
+
+    with database.connect() as connection:
+        query = BatchQuery(customer_prefix="AC_ME")
+        placed = place_batches(connection, query, {kept.id, other_customer.id, gone.id})
+        assert [(p.position, p.batch.base_directory_name) for p in placed] == [
+            (0, kept.base_directory_name)
+        ]
+        assert place_batches(connection, query, set()) == []
+        assert batch_positions(connection, query, [kept.id, gone.id]) == {kept.id: 0}
+
+
+def test_batches_by_ids_returns_those_that_still_exist(database: Database, tmp_path: Path) -> None:
+    first, second, gone = (new_batch(database, tmp_path) for _ in range(3))
+    with database.begin() as connection:
+        delete_batch(connection, gone.id)
+
+    with database.connect() as connection:
+        rows = batches_by_ids(connection, [second.id, gone.id, first.id])
+        assert batches_by_ids(connection, []) == []
+
+    assert [row.id for row in rows] == sorted([first.id, second.id])

@@ -47,3 +47,43 @@ def test_batchdesk_home_moves_every_local_path(tmp_path: Path) -> None:
     paths = AppPaths.from_environment({"BATCHDESK_HOME": str(tmp_path)})
     for folder in (paths.config_dir, paths.data_dir, paths.log_dir, paths.pgdata):
         assert folder.is_relative_to(tmp_path)
+
+
+def test_new_fields_round_trip_with_their_defaults_and_changed(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    assert Settings().run_jobs is True
+    assert Settings().notifications is True
+    changed = Settings(run_jobs=False, notifications=False, delivery_folder="/mnt/deliveries")
+    changed.save(path)
+    stored = json.loads(path.read_text())
+    assert stored["run_jobs"] is False
+    assert stored["notifications"] is False
+    assert Settings.load(path) == changed
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None, "true"])
+def test_a_switch_must_be_json_true_or_false(tmp_path: Path, value: object) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"run_jobs": value}))
+    expected = rf"The setting 'run_jobs' in .*settings.json must be true or false, not {value!r}\."
+    with pytest.raises(KnownError, match=expected):
+        Settings.load(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("worker_threads", True, "a whole number"),
+        ("worker_threads", "4", "a whole number"),
+        ("worker_threads", None, "a whole number"),
+        ("fallback_prefix", 7, "text"),
+        ("delivery_folder", False, "text or null"),
+    ],
+)
+def test_numbers_and_text_are_refused_in_the_wrong_type(key: str, value: object, kind: str) -> None:
+    with pytest.raises(KnownError, match=rf"The setting {key!r} must be {kind}, not "):
+        Settings.from_dict({key: value})
+
+
+def test_optional_settings_may_be_null() -> None:
+    assert Settings.from_dict({"database_url": None, "delivery_folder": None}) == Settings()

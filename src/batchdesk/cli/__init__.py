@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="PostgreSQL server to use (also BATCHDESK_DATABASE_URL); default: embedded",
     )
+    parser.add_argument(
+        "--no-error-dialogs",
+        action="store_true",
+        help="window: log bugs and print them instead of showing a dialog (for tests)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     commands.add_parser("gui", help="open the window (the default)")

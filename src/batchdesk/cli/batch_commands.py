@@ -1,10 +1,9 @@
-"""The batch commands: gui (for now an overview), submit, list, show, stats, delete."""
+"""The batch commands: gui, submit, list, show, stats, delete."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from batchdesk import __version__
 from batchdesk.app import open_app
 from batchdesk.cli.output import ProgressLine, err, local_time, print_json, short, table
 from batchdesk.domain.batch_query import (
@@ -24,18 +23,16 @@ MAX_LISTED_SKIPS = 20
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    # The window arrives with the GUI; until then show what a window would open on.
-    with open_app(args.database_url, on_status=err) as app:
-        with app.database.connect() as connection:
-            stats = batch_queries.batch_stats(connection)
-        print(f"batchdesk {__version__} on the {app.database.description}")
-        print(
-            f"{plural(stats.total_batches, 'batch', 'batches')}: {stats.queued} queued, "
-            f"{stats.processing} processing, {stats.completed} completed, "
-            f"{stats.failed} failed."
-        )
-        print("The desktop window is not part of this build yet; see `batchdesk --help`.")
-    return 0
+    try:
+        from batchdesk.gui.application import run_gui
+    except ImportError as exc:
+        if not (exc.name or "").startswith(("PySide6", "shiboken6")):
+            raise  # our bug, not the machine's
+        raise KnownError(  # Qt or the system libraries it needs are missing here
+            f"The window cannot start: {exc}. Install the system libraries Qt needs "
+            "(scripts/install does it as root; the README lists them), or use the command line."
+        ) from exc
+    return run_gui(args.database_url, error_dialogs=not args.no_error_dialogs)
 
 
 def _report_skips(selection: FileSelection) -> None:

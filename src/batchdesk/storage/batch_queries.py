@@ -5,6 +5,7 @@ Rows never carry file bytes: those stay in `blob_chunks` until an export asks fo
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -363,3 +364,76 @@ def recount_batch(connection: Connection, batch_id: UUID) -> bool:
     """Recount a batch from its jobs; True if its counts were wrong and have been repaired."""
     row = _raw(connection).execute("SELECT recount_batch(%s)", (batch_id,)).fetchone()
     return bool(row[0])
+
+
+@dataclass(frozen=True)
+class PlacedBatch:
+    """A batch and where it stands in a query's order: 0 is the first row."""
+
+    position: int
+    batch: BatchRow
+
+
+def _ranked(query: BatchQuery) -> tuple[str, list[Any]]:
+    # Every batch matching the filters with its row number in the order list_batches uses,
+    # so a position here is a row there.
+    where, params = _where(query)
+    direction = "DESC" if query.order is SortOrder.DESC else "ASC"
+    nulls = "NULLS LAST" if query.order is SortOrder.DESC else "NULLS FIRST"
+    order = f"{_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction}"
+    sql = (
+        f"WITH ranked AS (SELECT id, row_number() OVER (ORDER BY {order}) - 1 AS position "
+        f"FROM batches{where}) "
+    )
+    return sql, params
+
+
+def place_batches(
+    connection: Connection, query: BatchQuery, ids: Collection[UUID]
+) -> list[PlacedBatch]:
+    """Return those of `ids` that match `query`'s filters, with their positions in its order.
+
+    A position counts every matching batch, not only those asked for, so a window showing the
+    first rows of a list learns where a changed or new batch now belongs. Ids of batches that
+    are gone or no longer match are left out; the query's page (offset, limit) is ignored.
+    """
+    if not ids:
+        return []
+    ranked, params = _ranked(query)
+    columns = ", ".join(f"b.{name}" for name in BATCH_COLUMNS)
+    sql = (
+        f"{ranked}SELECT r.position, {columns} FROM ranked r JOIN batches b ON b.id = r.id "
+        "WHERE r.id = ANY(%s) ORDER BY r.position"
+    )
+    rows = _raw(connection).execute(sql, [*params, list(ids)]).fetchall()
+    return [PlacedBatch(int(row[0]), _batch(row[1:])) for row in rows]
+
+
+def batch_positions(
+    connection: Connection, query: BatchQuery, ids: Collection[UUID]
+) -> dict[UUID, int]:
+    """Return the positions in `query`'s order of those of `ids` that match its filters.
+
+    As place_batches, without reading the rows: for batches a window shows already.
+    """
+    if not ids:
+        return {}
+    ranked, params = _ranked(query)
+    sql = f"{ranked}SELECT id, position FROM ranked WHERE id = ANY(%s)"
+    rows = _raw(connection).execute(sql, [*params, list(ids)]).fetchall()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def batches_by_ids(connection: Connection, ids: Collection[UUID]) -> list[BatchRow]:
+    """Return the batches among `ids` that still exist, in id order."""
+    if not ids:
+        return []
+    rows = (
+        _raw(connection)
+        .execute(
+            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = ANY(%s) ORDER BY id",
+            (list(ids),),
+        )
+        .fetchall()
+    )
+    return [_batch(row) for row in rows]

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from batchdesk.errors import DatabaseUnavailable
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage import conninfo as conninfo_text
+from batchdesk.storage import credentials
 from batchdesk.storage.embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,12 @@ def make_engine(conninfo: str, **engine_options: Any) -> Engine:
 
 
 class Database:
-    """An open database: the engine, a description safe to show, and the embedded server if any."""
+    """An open database: the engine, a description safe to show, and the embedded server if any.
+
+    `conninfo` is what libpq connects with (other connections of this process, such as the
+    runner's LISTEN connection, use it) and may hold a password from the keyring: never show
+    it; `description` is the text for people.
+    """
 
     def __init__(
         self,
@@ -124,8 +130,9 @@ class Database:
             conninfo = embedded.start(on_status)
             description = f"embedded database in {paths.pgdata}"
         else:
-            conninfo = target.conninfo
-            description = conninfo_text.describe(conninfo)
+            # Described before the keyring adds a password, so the description cannot hold one.
+            description = conninfo_text.describe(target.conninfo)
+            conninfo = credentials.conninfo_with_keyring_password(target.conninfo)
         engine = make_engine(conninfo)
         database = cls(engine, description, conninfo, embedded)
         try:
@@ -185,6 +192,31 @@ def _unavailable_message(description: str, exc: psycopg.Error) -> str:
         reason = reason.rsplit("failed:", 1)[1].strip()
     reason = reason.removeprefix("FATAL:").strip().rstrip(".")
     return f"Cannot use the database {description}: {reason}."
+
+
+def server_version(conninfo: str, timeout_seconds: int = 5) -> str:
+    """Connect once and return the server's version as "PostgreSQL 15.19".
+
+    For the settings dialog's "Test connection": at most `timeout_seconds` per address, whatever
+    the connection string says, so a wrong host fails in seconds rather than minutes.
+
+    Raises:
+        DatabaseUnavailable: with one sentence naming the server, never its password.
+    """
+    description = conninfo_text.describe(conninfo)
+    full_conninfo = make_conninfo(
+        conninfo_text.normalise(conninfo),
+        connect_timeout=str(timeout_seconds),
+        application_name="batchdesk",
+    )
+    try:
+        with translate_errors(description), psycopg.connect(full_conninfo) as connection:
+            number = connection.info.server_version
+    except psycopg.Error as exc:
+        # Whatever else connecting can raise (a bad option value, say) is still one sentence.
+        raise DatabaseUnavailable(_unavailable_message(description, exc)) from exc
+    # Since PostgreSQL 10 the number is major * 10000 + minor: 150019 is 15.19.
+    return f"PostgreSQL {number // 10000}.{number % 10000}"
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -1,0 +1,63 @@
+"""Start the window: the QApplication, crash handling, the database session, the main window.
+
+The window opens at once; the database is opened in the background and the window fills in
+when it answers (or says why not, and keeps trying).
+"""
+
+import sys
+from importlib.resources import files
+
+from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from batchdesk import __version__
+from batchdesk.app import load_settings
+from batchdesk.errors import KnownError
+
+from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.crash_handler import install_crash_handler
+from batchdesk.gui.main_window import MainWindow
+from batchdesk.gui.session import DatabaseSession
+
+
+def app_icon() -> QIcon:
+    return QIcon(str(files("batchdesk.gui") / "icons" / "batchdesk.svg"))
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv or sys.argv[:1])
+    QCoreApplication.setOrganizationName("batchdesk")
+    QCoreApplication.setApplicationName("batchdesk")
+    QCoreApplication.setApplicationVersion(__version__)
+    app.setApplicationDisplayName("batchdesk")
+    app.setDesktopFileName("batchdesk")
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
+    """Open the window and run until it closes; return the exit code."""
+    app = make_application()
+    try:
+        paths, settings = load_settings()
+    except KnownError as exc:  # a broken settings file: say so where the user looks
+        QMessageBox.critical(None, "batchdesk cannot start", str(exc))
+        raise
+    crash_handler = install_crash_handler(app, paths.log_dir, show_dialogs=error_dialogs)
+    tasks = BackgroundTasks(parent=app)
+    tasks.bug_raised.connect(crash_handler.report_exception)
+    session = DatabaseSession(tasks, database_url)
+    window_state = QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, tasks, paths, settings, window_state=window_state)
+    window.show()
+    crash_handler.show_previous_crash(window)  # a hard crash last time: offer its report
+    session.open()
+    try:
+        return app.exec()
+    finally:
+        window.shut_down()
+        tasks.shutdown()
+        session.close()
+        crash_handler.uninstall()

@@ -1,0 +1,305 @@
+"""What the batch tree holds and shows: its columns, each cell, and the loaded rows.
+
+Job rows reuse the batch columns: name -> file name, description -> the error (its first
+line; the tooltip holds all of it), progress -> attempts, files -> pipeline, size -> the
+input's size, created -> how long the job ran, by -> the worker that ran it.
+
+`BatchNodes` keeps the loaded batch rows in view order with their loaded jobs, found by
+position, by batch id, or by the integer key that a job row's index carries.
+"""
+
+import itertools
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from PySide6.QtCore import Qt
+
+from batchdesk.domain.units import format_size
+from batchdesk.storage.batch_queries import BatchRow, JobRow
+
+COLUMNS = ("Name", "Description", "Status", "Progress", "Files", "Size", "Created", "By")
+(
+    NAME_COLUMN,
+    DESCRIPTION_COLUMN,
+    STATUS_COLUMN,
+    PROGRESS_COLUMN,
+    FILES_COLUMN,
+    SIZE_COLUMN,
+    CREATED_COLUMN,
+    BY_COLUMN,
+) = range(len(COLUMNS))
+
+# Columns to BatchQuery sort names (domain.batch_query.SORT_COLUMNS); every column sorts.
+SORT_BY_COLUMN = {
+    NAME_COLUMN: "base_directory_name",
+    DESCRIPTION_COLUMN: "render_description",
+    STATUS_COLUMN: "status",
+    PROGRESS_COLUMN: "progress",
+    FILES_COLUMN: "total_files",
+    SIZE_COLUMN: "total_size",
+    CREATED_COLUMN: "created_at",
+    BY_COLUMN: "created_by",
+}
+COLUMN_OF_SORT = {name: column for column, name in SORT_BY_COLUMN.items()}
+
+_USER = int(Qt.ItemDataRole.UserRole.value)
+STATUS_ROLE = _USER + 1  # str: the row's status, for the badge delegate
+PROGRESS_ROLE = _USER + 2  # Progress on batch rows, None on job rows
+BATCH_ID_ROLE = _USER + 3  # UUID: the batch (a job row gives its batch's)
+JOB_ID_ROLE = _USER + 4  # int on job rows, None on batch rows
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
+_INITIAL_SORT_ORDER = int(Qt.ItemDataRole.InitialSortOrderRole.value)
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+
+_HEADER_TIPS = (
+    "Batch name; for a job, its file name",
+    "What the batch is; for a job, its error",
+    "Status of the batch or job",
+    "Jobs finished of all; for a job, its attempts",
+    "Number of files; for a job, its pipeline",
+    "Size of the submitted files",
+    "When the batch was created; for a job, how long it ran",
+    "Who created the batch; for a job, the worker that ran it",
+)
+# Clicking a new header sorts numbers and dates biggest and newest first.
+_DESCENDING_FIRST = {PROGRESS_COLUMN, FILES_COLUMN, SIZE_COLUMN, CREATED_COLUMN}
+
+
+class Progress(NamedTuple):
+    """What a batch's progress bar shows: finished (completed + failed + cancelled) of total."""
+
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.cancelled
+
+
+def header_cell(section: int, role: int) -> Any:
+    """Return the header's `role` data for column `section`."""
+    if role == _DISPLAY:
+        return COLUMNS[section]
+    if role == _TOOLTIP:
+        return _HEADER_TIPS[section]
+    if role == _INITIAL_SORT_ORDER:
+        order = (
+            Qt.SortOrder.DescendingOrder
+            if section in _DESCENDING_FIRST
+            else (Qt.SortOrder.AscendingOrder)
+        )
+        return int(order.value)
+    return None
+
+
+def batch_cell(row: BatchRow, column: int, role: int) -> Any:
+    """Return a batch row's `role` data for `column`."""
+    if role == _DISPLAY:
+        return _batch_text(row, column)
+    if role == _TOOLTIP:
+        return _batch_tip(row, column)
+    if role == _ALIGNMENT:
+        return _RIGHT if column in (FILES_COLUMN, SIZE_COLUMN) else None
+    if role == STATUS_ROLE:
+        return row.status
+    if role == PROGRESS_ROLE:
+        return Progress(row.completed_count, row.failed_count, row.cancelled_count, row.total_files)
+    if role == BATCH_ID_ROLE:
+        return row.id
+    return None
+
+
+def job_cell(job: JobRow, column: int, role: int) -> Any:
+    """Return a job row's `role` data for `column`."""
+    if role == _DISPLAY:
+        return _job_text(job, column)
+    if role == _TOOLTIP:
+        return _job_tip(job, column)
+    if role == _ALIGNMENT:
+        return _RIGHT if column == SIZE_COLUMN else None
+    if role == STATUS_ROLE:
+        return job.status
+    if role == BATCH_ID_ROLE:
+        return job.batch_id
+    if role == JOB_ID_ROLE:
+        return job.id
+    return None
+
+
+def _batch_text(row: BatchRow, column: int) -> str:
+    progress = Progress(row.completed_count, row.failed_count, row.cancelled_count, row.total_files)
+    texts = (
+        row.base_directory_name,
+        _first_line(row.render_description),
+        row.status,
+        f"{progress.finished}/{progress.total}",
+        str(row.total_files),
+        format_size(row.total_size),
+        _local(row.created_at),
+        row.created_by,
+    )
+    return texts[column]
+
+
+def _batch_tip(row: BatchRow, column: int) -> str | None:
+    if column == NAME_COLUMN:
+        return f"{row.base_directory_name}\nPipeline: {row.pipeline}"
+    if column == DESCRIPTION_COLUMN:
+        return row.render_description or None
+    if column in (STATUS_COLUMN, PROGRESS_COLUMN):
+        counts = [
+            (row.queued_count, "queued"),
+            (row.processing_count, "processing"),
+            (row.completed_count, "completed"),
+            (row.failed_count, "failed"),
+            (row.cancelled_count, "cancelled"),
+        ]
+        return ", ".join(f"{count} {name}" for count, name in counts if count) or None
+    if column == SIZE_COLUMN:
+        return f"{row.total_size:,} bytes"
+    if column == CREATED_COLUMN:
+        created = f"Created {_local(row.created_at, seconds=True)}"
+        if row.completed_at is not None:
+            created += f"\nCompleted {_local(row.completed_at, seconds=True)}"
+        return created
+    return None
+
+
+def _job_text(job: JobRow, column: int) -> str:
+    texts = (
+        job.file_name,
+        _first_line(job.last_error or ""),
+        job.status,
+        f"{job.attempts} of {job.max_attempts} attempts",
+        job.pipeline,
+        format_size(job.input_size),
+        _job_duration(job),
+        job.worker or "",
+    )
+    return texts[column]
+
+
+def _job_tip(job: JobRow, column: int) -> str | None:
+    if column == NAME_COLUMN:
+        return job.source_path or job.file_name
+    if column == DESCRIPTION_COLUMN:
+        return job.last_error or None
+    if column == CREATED_COLUMN and job.started_at is not None:
+        tip = f"Started {_local(job.started_at, seconds=True)}"
+        if job.finished_at is not None:
+            tip += f"\nFinished {_local(job.finished_at, seconds=True)}"
+        return tip
+    if column == BY_COLUMN:
+        return job.worker
+    return None
+
+
+def _job_duration(job: JobRow) -> str:
+    if job.started_at is None:
+        return ""
+    if job.finished_at is None:
+        return "running" if job.status == "processing" else ""
+    return format_duration((job.finished_at - job.started_at).total_seconds())
+
+
+def format_duration(seconds: float) -> str:
+    """Return a duration as people read it: 0.4 s, 12 s, 3 min 05 s, 2 h 10 min."""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f} s"
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
+
+
+def _local(moment: datetime, *, seconds: bool = False) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+@dataclass(eq=False)
+class BatchNode:
+    """A loaded batch row and its loaded jobs; `key` names it in its job rows' indexes."""
+
+    key: int
+    row: BatchRow
+    jobs: list[JobRow] = field(default_factory=list)
+    jobs_loading: bool = False
+    jobs_failed: bool = False  # a page of jobs failed: no more until a refresh
+
+    def job_at(self, position: int) -> JobRow | None:
+        return self.jobs[position] if 0 <= position < len(self.jobs) else None
+
+
+class BatchNodes:
+    """The loaded batch rows in view order, found by position, batch id or node key."""
+
+    def __init__(self) -> None:
+        self._keys = itertools.count(1)  # never reused, so a stale key finds nothing
+        self.clear()
+
+    def clear(self) -> None:
+        self._nodes: list[BatchNode] = []
+        self._by_id: dict[UUID, BatchNode] = {}
+        self._by_key: dict[int, BatchNode] = {}
+        self._rows: dict[int, int] | None = None  # key -> position, rebuilt after changes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self) -> Iterator[BatchNode]:
+        return iter(self._nodes)
+
+    def at(self, position: int) -> BatchNode | None:
+        return self._nodes[position] if 0 <= position < len(self._nodes) else None
+
+    def by_id(self, batch_id: UUID) -> BatchNode | None:
+        return self._by_id.get(batch_id)
+
+    def by_key(self, key: int) -> BatchNode | None:
+        return self._by_key.get(key)
+
+    def ids(self) -> Collection[UUID]:
+        return self._by_id.keys()
+
+    def rows(self) -> list[BatchRow]:
+        return [node.row for node in self._nodes]
+
+    def jobs_loaded(self) -> dict[UUID, int]:
+        return {node.row.id: len(node.jobs) for node in self._nodes if node.jobs}
+
+    def position_of(self, node: BatchNode) -> int:
+        if self._rows is None:
+            self._rows = {n.key: i for i, n in enumerate(self._nodes)}
+        return self._rows[node.key]
+
+    def insert(self, position: int, row: BatchRow) -> None:
+        node = BatchNode(next(self._keys), row)
+        self._nodes.insert(position, node)
+        self._by_id[row.id] = node
+        self._by_key[node.key] = node
+        self._rows = None
+
+    def remove(self, first: int, last: int) -> None:
+        for node in self._nodes[first : last + 1]:
+            del self._by_id[node.row.id], self._by_key[node.key]
+        del self._nodes[first : last + 1]
+        self._rows = None
+
+    def move(self, source: int, destination: int) -> None:
+        self._nodes.insert(destination, self._nodes.pop(source))
+        self._rows = None

@@ -1,0 +1,377 @@
+"""The batch tree's view: sortable headers, status badges, progress bars, kept state.
+
+Sorting is the model's (SQL): a header click calls `BatchTreeModel.sort`, which reloads. Row
+changes from live updates arrive as dataChanged and row moves, which keep selection and
+expansion by themselves; a reset (new filter or sort) would lose them, so the view notes the
+expanded and selected batches before it and restores them as their rows come back.
+"""
+
+from typing import NamedTuple
+from uuid import UUID
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor, QPainter, QResizeEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTreeView,
+    QWidget,
+)
+
+from batchdesk.domain.batch_query import SortOrder
+
+from batchdesk.gui.batch_tree_items import (
+    COLUMN_OF_SORT,
+    CREATED_COLUMN,
+    DESCRIPTION_COLUMN,
+    FILES_COLUMN,
+    NAME_COLUMN,
+    PROGRESS_COLUMN,
+    PROGRESS_ROLE,
+    SIZE_COLUMN,
+    STATUS_COLUMN,
+    STATUS_ROLE,
+    Progress,
+)
+from batchdesk.gui.batch_tree_model import BatchTreeModel
+
+Index = QModelIndex | QPersistentModelIndex
+
+# Badge fills chosen to read on light and dark bases alike; the text colour is whichever of
+# white and near-black contrasts more with the fill.
+BADGE_COLOURS = {
+    "queued": QColor("#6b7480"),
+    "processing": QColor("#2f6fd6"),
+    "completed": QColor("#23784a"),
+    "failed": QColor("#c9372c"),
+    "cancelled": QColor("#d9a12b"),
+}
+_UNKNOWN_BADGE = QColor("#808080")
+FAILED_COLOUR = QColor(201, 55, 44, 230)
+CANCELLED_COLOUR = QColor(128, 128, 128, 200)
+_BAR_PARTS = (
+    (QStyle.SubElement.SE_ProgressBarGroove, QStyle.ControlElement.CE_ProgressBarGroove),
+    (QStyle.SubElement.SE_ProgressBarContents, QStyle.ControlElement.CE_ProgressBarContents),
+    (QStyle.SubElement.SE_ProgressBarLabel, QStyle.ControlElement.CE_ProgressBarLabel),
+)
+_INITIAL_WIDTHS = {
+    NAME_COLUMN: 270,
+    DESCRIPTION_COLUMN: 220,
+    STATUS_COLUMN: 100,
+    PROGRESS_COLUMN: 120,
+    FILES_COLUMN: 60,
+    SIZE_COLUMN: 80,
+    CREATED_COLUMN: 130,
+}
+
+
+class TreeSelection(NamedTuple):
+    """What is selected: batch rows by id, job rows by id (a job's batch is not implied)."""
+
+    batch_ids: tuple[UUID, ...]
+    job_ids: tuple[int, ...]
+
+
+def _luminance(colour: QColor) -> float:
+    def channel(value: float) -> float:
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    return (
+        0.2126 * channel(colour.redF())
+        + 0.7152 * channel(colour.greenF())
+        + 0.0722 * channel(colour.blueF())
+    )
+
+
+def badge_colours(status: str) -> tuple[QColor, QColor]:
+    """Return (fill, text) for a status badge; the text has the better WCAG contrast."""
+    fill = BADGE_COLOURS.get(status, _UNKNOWN_BADGE)
+    light, dark = QColor("#ffffff"), QColor("#1b1b1b")
+    base = _luminance(fill)
+    on_light = (1.05) / (base + 0.05)
+    on_dark = (base + 0.05) / (_luminance(dark) + 0.05)
+    return fill, light if on_light >= on_dark else dark
+
+
+def _style(option: QStyleOptionViewItem) -> QStyle:
+    return option.widget.style() if option.widget is not None else QApplication.style()
+
+
+def _draw_background(
+    delegate: QStyledItemDelegate, painter: QPainter, option: QStyleOptionViewItem, index: Index
+) -> QStyleOptionViewItem:
+    # The item's panel (selection, alternating rows, focus) without its text.
+    opt = QStyleOptionViewItem(option)
+    delegate.initStyleOption(opt, index)
+    opt.text = ""
+    _style(opt).drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+    return opt
+
+
+class StatusBadgeDelegate(QStyledItemDelegate):
+    """Draws the status as a coloured rounded badge."""
+
+    PADDING = 8
+    MARGIN = 4
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        status = index.data(STATUS_ROLE)
+        if not isinstance(status, str) or not status:
+            super().paint(painter, option, index)
+            return
+        opt = _draw_background(self, painter, option, index)
+        metrics = opt.fontMetrics
+        rect: QRect = opt.rect
+        height = min(rect.height() - 2, metrics.height() + 4)
+        width = min(
+            rect.width() - 2 * self.MARGIN, metrics.horizontalAdvance(status) + 2 * self.PADDING
+        )
+        badge = QRect(rect.left() + self.MARGIN, rect.center().y() - height // 2 + 1, width, height)
+        fill, ink = badge_colours(status)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(QRectF(badge), height / 2, height / 2)
+        painter.setPen(ink)
+        painter.setFont(opt.font)
+        text = metrics.elidedText(status, Qt.TextElideMode.ElideRight, max(width - 4, 0))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
+        hint = super().sizeHint(option, index)
+        status = index.data(STATUS_ROLE)
+        if isinstance(status, str):
+            metrics = option.fontMetrics
+            width = metrics.horizontalAdvance(status) + 2 * (self.PADDING + self.MARGIN)
+            hint.setWidth(max(hint.width(), width))
+        return hint
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Draws a batch's progress as the style's progress bar, "7/10", its failed part in red."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        progress = index.data(PROGRESS_ROLE)
+        if not isinstance(progress, Progress):
+            super().paint(painter, option, index)  # job rows: their attempts, as text
+            return
+        opt = _draw_background(self, painter, option, index)
+        style, widget = _style(opt), opt.widget
+        bar = QStyleOptionProgressBar()
+        if widget is not None:
+            bar.initFrom(widget)  # the view's palette, font and direction
+        bar.rect = opt.rect.adjusted(3, 3, -3, -3)
+        bar.state = opt.state | QStyle.StateFlag.State_Horizontal
+        bar.minimum, bar.maximum = 0, max(progress.total, 1)
+        bar.progress = min(progress.finished, bar.maximum)
+        bar.text = f"{progress.finished}/{progress.total}"
+        bar.textVisible = True
+        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
+        # As QCommonStyle draws CE_ProgressBar, with the failed part between chunk and label.
+        parts = [(style.subElementRect(e, bar, widget), c) for e, c in _BAR_PARTS]
+        painter.save()
+        for rect, control in parts:
+            if control == QStyle.ControlElement.CE_ProgressBarLabel:
+                self._draw_unsuccessful(painter, parts[1][0], progress, opt.direction)
+            bar.rect = rect
+            style.drawControl(control, bar, painter, widget)
+        painter.restore()
+
+    @staticmethod
+    def _draw_unsuccessful(
+        painter: QPainter, contents: QRect, progress: Progress, direction: Qt.LayoutDirection
+    ) -> None:
+        # Failed jobs in red after the completed ones, cancelled ones in grey after those.
+        before = progress.completed
+        for count, colour in (
+            (progress.failed, FAILED_COLOUR),
+            (progress.cancelled, CANCELLED_COLOUR),
+        ):
+            if count > 0 and progress.total > 0:
+                start = contents.width() * before / progress.total
+                width = contents.width() * count / progress.total
+                if direction == Qt.LayoutDirection.RightToLeft:
+                    start = contents.width() - start - width
+                top, height = contents.top() + 1, contents.height() - 2
+                painter.fillRect(QRectF(contents.left() + start, top, width, height), colour)
+            before += count
+
+
+class BatchTreeView(QTreeView):
+    """The tree of batches and jobs over a BatchTreeModel.
+
+    `selection_changed_to` carries a TreeSelection whenever the selected rows change.
+    """
+
+    selection_changed_to = Signal(object)  # TreeSelection
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setAllColumnsShowFocus(True)
+        self.setAccessibleName("Batches")
+        self._badges = StatusBadgeDelegate(self)
+        self._progress = ProgressDelegate(self)
+        self.setItemDelegateForColumn(STATUS_COLUMN, self._badges)
+        self.setItemDelegateForColumn(PROGRESS_COLUMN, self._progress)
+        self.header().setSortIndicatorShown(True)
+        self.header().setSectionsClickable(True)
+        self._last_selection = TreeSelection((), ())
+        self._expanded_before: set[UUID] = set()  # to restore as rows come back after a reset
+        self._selected_before: set[UUID] = set()
+        self._current_before: UUID | None = None
+        self._fetch_timer = QTimer(self, singleShot=True, interval=0)
+        self._fetch_timer.timeout.connect(self._fetch_visible_jobs)
+        self._selection_timer = QTimer(self, singleShot=True, interval=0)
+        self._selection_timer.timeout.connect(self._emit_selection)
+        self._restore_timer = QTimer(self, singleShot=True, interval=0)
+        self._restore_timer.timeout.connect(self._restore_rows)
+        self.verticalScrollBar().valueChanged.connect(self._fetch_timer.start)
+        self.expanded.connect(self._on_self_expanded)
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802 - Qt override
+        if model is not None and not isinstance(model, BatchTreeModel):
+            raise TypeError("BatchTreeView shows a BatchTreeModel")
+        self.setSortingEnabled(False)
+        super().setModel(model)
+        if model is None:
+            return
+        for column, width in _INITIAL_WIDTHS.items():
+            self.setColumnWidth(column, width)
+        self._show_sort_of(model)
+        # Sorting on: header clicks call model.sort, which is SQL; the current one is a no-op.
+        self.setSortingEnabled(True)
+        model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
+        model.modelReset.connect(self._on_model_reset)
+        model.rowsInserted.connect(self._on_model_rows_inserted)
+        model.rowsRemoved.connect(self._selection_timer.start)
+        self.selectionModel().selectionChanged.connect(self._selection_timer.start)
+
+    def batch_model(self) -> BatchTreeModel | None:
+        model = self.model()
+        return model if isinstance(model, BatchTreeModel) else None
+
+    def selection(self) -> TreeSelection:
+        """Return the selected batch and job rows, in view order."""
+        model = self.batch_model()
+        if model is None or self.selectionModel() is None:
+            return TreeSelection((), ())
+        rows = sorted(self.selectionModel().selectedRows(), key=self._visual_order)
+        batches = tuple(b.id for b in map(model.batch_at, rows) if b is not None)
+        jobs = tuple(j.id for j in map(model.job_at, rows) if j is not None)
+        return TreeSelection(batches, jobs)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fetch_timer.start()
+
+    def _visual_order(self, index: QModelIndex) -> tuple[int, int]:
+        parent = index.parent()
+        return (parent.row(), index.row()) if parent.isValid() else (index.row(), -1)
+
+    def _show_sort_of(self, model: BatchTreeModel) -> None:
+        column = COLUMN_OF_SORT.get(model.query.sort_by, -1)
+        ascending = model.query.order is SortOrder.ASC
+        order = Qt.SortOrder.AscendingOrder if ascending else Qt.SortOrder.DescendingOrder
+        header = self.header()
+        if (header.sortIndicatorSection(), header.sortIndicatorOrder()) != (column, order):
+            header.setSortIndicator(column, order)  # sorting the model again is a no-op
+
+    def _emit_selection(self) -> None:
+        selection = self.selection()
+        if selection != self._last_selection:
+            self._last_selection = selection
+            self.selection_changed_to.emit(selection)
+
+    def _on_self_expanded(self, index: QModelIndex) -> None:
+        # Qt fetches on expand only once laid out; a batch expanded before that still loads.
+        model = self.batch_model()
+        if model is not None and model.canFetchMore(index):
+            model.fetchMore(index)
+
+    def _on_model_about_to_be_reset(self) -> None:
+        model = self.batch_model()
+        if model is None or model.rowCount() == 0:
+            return  # no rows yet since the last reset: what it noted still stands
+        rows = [model.index(row, 0) for row in range(model.rowCount())]
+        self._expanded_before = {
+            batch.id
+            for index in rows
+            if self.isExpanded(index) and (batch := model.batch_at(index)) is not None
+        }
+        selected = map(model.batch_at, self.selectionModel().selectedRows())
+        self._selected_before = {batch.id for batch in selected if batch is not None}
+        current = model.batch_at(self.currentIndex())
+        self._current_before = None if current is None else current.id
+
+    def _on_model_reset(self) -> None:
+        model = self.batch_model()
+        if model is not None:
+            self._show_sort_of(model)
+        self._selection_timer.start()
+
+    def _on_model_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        if not parent.isValid() and (
+            self._expanded_before or self._selected_before or self._current_before
+        ):
+            self._restore_timer.start()
+        self._fetch_timer.start()
+
+    def _restore_rows(self) -> None:
+        model = self.batch_model()
+        if model is None:
+            return
+        for batch_id in list(self._expanded_before):
+            index = model.index_of_batch(batch_id)
+            if index.isValid():
+                self._expanded_before.discard(batch_id)
+                self.expand(index)
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for batch_id in list(self._selected_before):
+            index = model.index_of_batch(batch_id)
+            if index.isValid():
+                self._selected_before.discard(batch_id)
+                self.selectionModel().select(index, flags)
+        if self._current_before is not None:
+            index = model.index_of_batch(self._current_before)
+            if index.isValid():
+                self._current_before = None
+                self.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.NoUpdate
+                )
+
+    def _fetch_visible_jobs(self) -> None:
+        # Qt fetches more of an expanded batch's jobs only at the very bottom of the scroll
+        # range; a batch in the middle fetches when its last loaded job comes into view.
+        model = self.batch_model()
+        if model is None:
+            return
+        bottom = self.viewport().height()
+        index = self.indexAt(QPoint(1, 1))
+        while index.isValid() and self.visualRect(index).top() <= bottom:
+            parent = index.parent()
+            last_loaded = index.row() == model.rowCount(parent) - 1
+            if parent.isValid() and last_loaded and model.canFetchMore(parent):
+                model.fetchMore(parent)
+            index = self.indexBelow(index)

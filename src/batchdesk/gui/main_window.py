@@ -1,0 +1,423 @@
+"""The main window: submit on the left, the live batch tree in the middle, a preview on the right.
+
+The window opens before the database answers, showing what it is waiting for; the working
+widgets are built once the session is connected, because each of them needs the database.
+Menus and the toolbar share one set of actions (`window_actions.py`), enabled to match the
+selection.
+"""
+
+from pathlib import Path
+from uuid import UUID
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from batchdesk.app import AppContext
+from batchdesk.settings import AppPaths, Settings
+from batchdesk.storage.batch_queries import BatchRow, JobRow
+
+from batchdesk.gui.about_dialog import AboutDialog
+from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.batch_actions import BatchActions
+from batchdesk.gui.batch_tree_model import BatchTreeModel
+from batchdesk.gui.batch_tree_view import BatchTreeView
+from batchdesk.gui.batch_watcher import BatchWatcher
+from batchdesk.gui.export_actions import ExportActions
+from batchdesk.gui.filter_bar import FilterBar
+from batchdesk.gui.job_pool import RunnerHost
+from batchdesk.gui.live_updates import LiveUpdates
+from batchdesk.gui.preferences_dialog import PreferencesDialog
+from batchdesk.gui.preview_pane import PreviewPane
+from batchdesk.gui.session import DatabaseSession
+from batchdesk.gui.stats_strip import StatsStrip
+from batchdesk.gui.status_bar import StatusBar
+from batchdesk.gui.submit_panel import SubmitPanel, paths_from_mime
+from batchdesk.gui.tray import Notifier
+from batchdesk.gui.window_actions import WindowActions
+
+STATUS_REFRESH_MS = 1_000
+
+
+class _Workspace:
+    """The widgets that need a connected database, built together once it answers."""
+
+    def __init__(self, window: "MainWindow", context: AppContext) -> None:
+        database, tasks = context.database, window.tasks
+        self.context = context
+        self.submit = SubmitPanel(database, tasks, window.settings)
+        self.filters = FilterBar(database, tasks)
+        self.stats = StatsStrip(database, tasks)
+        self.model = BatchTreeModel(database, tasks, window)
+        self.tree = BatchTreeView()
+        self.tree.setModel(self.model)
+        self.preview = PreviewPane(database, tasks)
+        self.exports = ExportActions(database, tasks, window)
+        self.actions = BatchActions(database, tasks, window)
+        self.live = LiveUpdates(database.conninfo, window)
+        self.watcher = BatchWatcher(database, tasks, window)
+        self.runner = RunnerHost(
+            database,
+            window.settings.worker_threads,
+            delivery_folder=_delivery_folder(window.settings),
+            parent=window,
+        )
+
+        middle = QWidget()
+        column = QVBoxLayout(middle)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.filters)
+        column.addWidget(self.stats)
+        column.addWidget(self.tree, stretch=1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("workspace-splitter")
+        self.splitter.addWidget(self.submit)
+        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([360, 760, 340])
+
+
+def _delivery_folder(settings: Settings) -> Path | None:
+    return Path(settings.delivery_folder).expanduser() if settings.delivery_folder else None
+
+
+class MainWindow(QMainWindow):
+    """The batchdesk window."""
+
+    def __init__(
+        self,
+        session: DatabaseSession,
+        tasks: BackgroundTasks,
+        paths: AppPaths,
+        settings: Settings,
+        *,
+        window_state: QSettings,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.tasks = tasks
+        self.paths = paths
+        self.settings = settings
+        self.window_state = window_state
+        self.workspace: _Workspace | None = None
+        self.setWindowTitle("batchdesk")
+        self.setAcceptDrops(True)
+        self.resize(1460, 900)
+
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.waiting = QLabel("Starting...")
+        self.waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.waiting.setWordWrap(True)
+        self.waiting.setObjectName("waiting-page")
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.waiting)
+        self.setCentralWidget(self.pages)
+
+        self.notifier = Notifier(self)
+        self.notifier.set_enabled(settings.notifications)
+        self.actions = WindowActions(self)
+        self.actions.set_connected(False)
+        self._status_timer = QTimer(self, interval=STATUS_REFRESH_MS)
+        self._status_timer.timeout.connect(self._update_worker_status)
+
+        session.status_changed.connect(self._on_session_status_changed)
+        session.unavailable.connect(self._on_session_unavailable)
+        session.connected.connect(self._on_session_connected)
+        session.connection_lost.connect(self._on_session_connection_lost)
+        session.connection_restored.connect(self._on_session_connection_restored)
+        tasks.known_error.connect(self._on_tasks_known_error)
+        self._restore_geometry()
+
+    # -- the session -----------------------------------------------------------------------
+
+    def _on_session_status_changed(self, text: str) -> None:
+        if self.workspace is None:
+            self.waiting.setText(text)
+        self.status.set_connection("connecting", text)
+
+    def _on_session_unavailable(self, sentence: str) -> None:
+        self.waiting.setText(f"The database cannot be reached.\n\n{sentence}")
+        self.status.set_connection("unreachable", sentence)
+
+    def _on_session_connection_lost(self, sentence: str) -> None:
+        self.status.set_connection("reconnecting", sentence)
+        self.status.show_text(sentence)
+
+    def _on_session_connection_restored(self) -> None:
+        self.status.set_connection("connected")
+        self.status.show_text("The database answers again.")
+        workspace = self.workspace
+        if workspace is not None:
+            workspace.model.apply_batch_changes(None)
+            workspace.stats.refresh()
+            if self.settings.run_jobs and not workspace.runner.enabled:
+                workspace.runner.start()
+
+    def _on_session_connected(self, context: AppContext) -> None:
+        workspace = _Workspace(self, context)
+        self.workspace = workspace
+        self.pages.addWidget(workspace.splitter)
+        self.pages.setCurrentWidget(workspace.splitter)
+        self.status.set_database(context.database.description)
+        self.status.set_connection("connected")
+
+        workspace.filters.query_changed.connect(workspace.model.set_query)
+        workspace.submit.batches_submitted.connect(self._on_submit_batches_submitted)
+        workspace.live.batches_changed.connect(self._on_live_batches_changed)
+        workspace.live.listening_changed.connect(self._on_live_listening_changed)
+        workspace.watcher.batch_finished.connect(self._on_watcher_batch_finished)
+        workspace.tree.selectionModel().selectionChanged.connect(self._on_tree_selection_changed)
+        workspace.tree.customContextMenuRequested.connect(self._on_tree_context_menu)
+        workspace.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        for source in (workspace.actions, workspace.exports):
+            source.message.connect(self.status.show_text)
+            source.failed.connect(self._show_problem)
+        workspace.actions.batches_deleted.connect(self._on_actions_batches_deleted)
+        workspace.model.load_failed.connect(self._on_model_load_failed)
+        workspace.preview.load_failed.connect(self.session.report_failure)
+        workspace.stats.refresh_failed.connect(self.session.report_failure)
+        workspace.runner.failed.connect(self.status.show_text)
+        self.actions.add_export_options(workspace.exports.include_originals_action)
+
+        self._restore_workspace_state()
+        workspace.live.start()
+        if self.settings.run_jobs:
+            workspace.runner.start()
+        self._status_timer.start()
+        self._update_worker_status()
+        self.actions.set_connected(True)
+        self._on_tree_selection_changed()
+
+    # -- live updates ----------------------------------------------------------------------
+
+    def _on_live_batches_changed(self, ids: set[UUID] | None) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        workspace.model.apply_batch_changes(ids)
+        workspace.stats.refresh()
+        workspace.submit.refresh_preview()
+        workspace.watcher.check(ids)
+        self._refresh_preview_of_selection(ids)
+
+    def _on_live_listening_changed(self, listening: bool) -> None:
+        if not listening:
+            self.status.show_text("Live updates paused; refreshing every few seconds instead.")
+
+    def _on_watcher_batch_finished(self, batch: BatchRow) -> None:
+        detail = f"{batch.completed_count} of {batch.total_files} completed"
+        if batch.failed_count:
+            detail += f", {batch.failed_count} failed"
+        self.notifier.notify_batch_finished(batch.base_directory_name, batch.status, detail)
+
+    def refresh(self) -> None:
+        """F5: re-read everything shown from the database."""
+        workspace = self.workspace
+        if workspace is None:
+            self.session.open()
+            return
+        workspace.model.refresh()
+        workspace.stats.refresh()
+        workspace.filters.reload_customers()
+        workspace.submit.refresh_preview()
+        self.status.show_text("Refreshed.")
+
+    # -- selection ---------------------------------------------------------------------------
+
+    def selected_batches(self) -> list[BatchRow]:
+        """Batches selected, plus the batches of selected jobs, each once, in view order."""
+        workspace = self.workspace
+        if workspace is None:
+            return []
+        found: dict[UUID, BatchRow] = {}
+        for index in workspace.tree.selectionModel().selectedRows():
+            batch = workspace.model.batch_at(index) or workspace.model.batch_at(index.parent())
+            if batch is not None:
+                found.setdefault(batch.id, batch)
+        return list(found.values())
+
+    def selected_job(self) -> tuple[BatchRow, JobRow] | None:
+        workspace = self.workspace
+        if workspace is None:
+            return None
+        index = workspace.tree.currentIndex()
+        job = workspace.model.job_at(index)
+        batch = workspace.model.batch_at(index.parent())
+        return (batch, job) if job is not None and batch is not None else None
+
+    def _on_tree_selection_changed(self, *_args: object) -> None:
+        self.actions.update_for_selection(self.selected_batches(), self.selected_job())
+        workspace = self.workspace
+        if workspace is None:
+            return
+        index = workspace.tree.currentIndex()
+        job = workspace.model.job_at(index)
+        batch = workspace.model.batch_at(index)
+        if job is not None:
+            workspace.preview.show_job(job)
+        elif batch is not None:
+            workspace.preview.show_batch(batch)
+        else:
+            workspace.preview.clear()
+
+    def _refresh_preview_of_selection(self, ids: set[UUID] | None) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        batch = workspace.model.batch_at(workspace.tree.currentIndex())
+        if batch is not None and (ids is None or batch.id in ids):
+            QTimer.singleShot(300, self._on_tree_selection_changed)  # after the model re-read it
+
+    def _on_tree_context_menu(self, position: object) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        menu = QMenu(self)
+        self.actions.fill_context_menu(menu)
+        menu.exec(workspace.tree.viewport().mapToGlobal(position))  # type: ignore[arg-type]
+
+    def _on_actions_batches_deleted(self, ids: list[UUID]) -> None:
+        if self.workspace is not None:
+            self.workspace.model.apply_batch_changes(set(ids))
+            self.workspace.stats.refresh()
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def _on_submit_batches_submitted(self, result: object) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        workspace.model.apply_batch_changes(None)
+        workspace.stats.refresh()
+        workspace.filters.reload_customers()
+
+    def add_paths(self, paths: list[Path]) -> None:
+        if self.workspace is None:
+            self.status.show_text("Wait for the database before adding files.")
+            return
+        self.workspace.submit.add_paths(paths)
+
+    def paste_paths(self) -> None:
+        paths = paths_from_mime(QGuiApplication.clipboard().mimeData())
+        if paths:
+            self.add_paths(paths)
+        else:
+            self.status.show_text("The clipboard holds no file paths.")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() or event.mimeData().hasText():
+            event.setDropAction(Qt.DropAction.CopyAction)  # external drops are copies, never moves
+            event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = paths_from_mime(event.mimeData())
+        if paths:
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+            self.add_paths(paths)
+
+    # -- dialogs -----------------------------------------------------------------------------
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.settings, self.tasks, self.paths, self)
+        if not dialog.exec():
+            return
+        old = self.settings
+        self.settings = dialog.result_settings()
+        self.notifier.set_enabled(self.settings.notifications)
+        workspace = self.workspace
+        if workspace is not None and old.run_jobs != self.settings.run_jobs:
+            workspace.runner.set_enabled(self.settings.run_jobs)
+        notes = []
+        if old.database_url != self.settings.database_url:
+            notes.append("the database takes effect when batchdesk starts again")
+        if old.worker_threads != self.settings.worker_threads:
+            notes.append("the thread count takes effect when batchdesk starts again")
+        self.status.show_text("Preferences saved" + (f"; {'; '.join(notes)}." if notes else "."))
+
+    def show_about(self) -> None:
+        context = self.workspace.context if self.workspace else None
+        description = context.database.description if context else "not connected"
+        AboutDialog(description, self.paths, parent=self).exec()
+
+    def _show_problem(self, sentence: str) -> None:
+        self.status.show_text(sentence)
+        QMessageBox.warning(self, "batchdesk", sentence)
+
+    def _on_tasks_known_error(self, sentence: str) -> None:
+        self.status.show_text(sentence)
+
+    def _on_model_load_failed(self, sentence: str) -> None:
+        self.status.show_text(sentence)
+
+    def _update_worker_status(self) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        runner = workspace.runner
+        self.status.set_workers(
+            enabled=runner.enabled,
+            busy=runner.busy,
+            threads=runner.threads,
+            done_today=runner.jobs_done_today,
+        )
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        geometry = self.window_state.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.window_state.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def _restore_workspace_state(self) -> None:
+        workspace = self.workspace
+        if workspace is None:
+            return
+        splitter = self.window_state.value("window/splitter")
+        if isinstance(splitter, QByteArray):
+            workspace.splitter.restoreState(splitter)
+        header = self.window_state.value("window/tree-header")
+        if isinstance(header, QByteArray):
+            workspace.tree.header().restoreState(header)
+
+    def save_state(self) -> None:
+        self.window_state.setValue("window/geometry", self.saveGeometry())
+        self.window_state.setValue("window/state", self.saveState())
+        if self.workspace is not None:
+            self.window_state.setValue("window/splitter", self.workspace.splitter.saveState())
+            self.window_state.setValue(
+                "window/tree-header", self.workspace.tree.header().saveState()
+            )
+        self.window_state.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_state()
+        self.shut_down()
+        event.accept()
+
+    def shut_down(self) -> None:
+        """Stop the live feed and this computer's workers, giving back unfinished jobs."""
+        self._status_timer.stop()
+        workspace = self.workspace
+        if workspace is None:
+            return
+        workspace.live.stop()
+        workspace.watcher.stop()
+        workspace.runner.stop()
+        # Unfinished jobs go back to the queue before the database (maybe embedded) closes.
+        if not workspace.runner.wait_stopped(60):
+            self.status.show_text("Jobs were still stopping; another worker will take them over.")

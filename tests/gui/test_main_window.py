@@ -1,0 +1,146 @@
+"""The whole window on a real database: it opens whatever the database does, and the parts
+work together: a drop becomes a batch in the tree, another workstation's change shows, delete
+asks first, closing gives jobs back."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytestqt.qtbot import QtBot
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from batchdesk.settings import AppPaths, Settings
+from tests.factories import make_png
+
+from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.main_window import MainWindow
+from batchdesk.gui.session import DatabaseSession
+
+pytestmark = pytest.mark.slow
+
+
+def open_window(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, url: str, *, run_jobs: bool = False
+) -> tuple[MainWindow, DatabaseSession]:
+    environ = {"BATCHDESK_HOME": str(tmp_path / "home")}
+    paths = AppPaths.from_environment(environ)
+    session = DatabaseSession(tasks, url, environ=environ)
+    state = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(session, tasks, paths, Settings(run_jobs=run_jobs), window_state=state)
+    qtbot.addWidget(window)
+    window.show()
+    session.open()
+    return window, session
+
+
+@pytest.fixture
+def closing() -> Iterator[list[tuple[MainWindow, DatabaseSession]]]:
+    opened: list[tuple[MainWindow, DatabaseSession]] = []
+    yield opened
+    for window, session in opened:
+        window.close()
+        session.close()
+
+
+def test_an_unreachable_database_is_said_and_retried_without_a_crash(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, closing: list
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    closing.append((window, session))
+
+    qtbot.waitUntil(lambda: "cannot be reached" in window.waiting.text(), timeout=30_000)
+    assert "Trying again every 5 s" in window.waiting.text()
+    assert "unreachable" in window.status.connection_text
+    assert window.workspace is None
+    assert not window.actions.add_files.isEnabled()
+
+
+def test_a_dropped_file_becomes_a_batch_in_the_tree(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, database_conninfo: str, closing: list
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+
+    window.add_paths([make_png(tmp_path / "in" / "PL_DXB191_front.png", (40, 30))])
+    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    [name] = workspace.submit.batch_names
+    workspace.submit.submit_button.click()
+
+    def shown() -> list[str]:
+        model = workspace.model
+        rows = [model.batch_at(model.index(row, 0)) for row in range(model.rowCount())]
+        return [row.base_directory_name for row in rows if row is not None]
+
+    qtbot.waitUntil(lambda: shown() == [name], timeout=30_000)
+    assert name.startswith("PL_DXB_")
+    assert "connected" in window.status.connection_text.lower()
+
+
+def test_a_change_made_by_another_workstation_appears(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, database_conninfo: str, closing: list
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+    window.add_paths([make_png(tmp_path / "in" / "QX_ABC1_a.png")])
+    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    workspace.submit.submit_button.click()
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+
+    with psycopg.connect(database_conninfo) as conn:  # another workstation cancels the batch
+        conn.execute("UPDATE jobs SET status = 'cancelled'")
+
+    def status() -> str | None:
+        row = workspace.model.batch_at(workspace.model.index(0, 0))
+        return row.status if row else None
+
+    qtbot.waitUntil(lambda: status() == "cancelled", timeout=30_000)
+    qtbot.waitUntil(lambda: workspace.stats.figure_text("cancelled") == "1", timeout=30_000)
+
+
+def test_delete_asks_first_naming_the_batch(
+    qtbot: QtBot,
+    tasks: BackgroundTasks,
+    tmp_path: Path,
+    database_conninfo: str,
+    closing: list,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+    window.add_paths([make_png(tmp_path / "in" / "RN_LHR1_a.png")])
+    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    workspace.submit.submit_button.click()
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    name = workspace.model.batch_at(workspace.model.index(0, 0)).base_directory_name
+    workspace.tree.setCurrentIndex(workspace.model.index(0, 0))
+    asked: list[str] = []
+    answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
+
+    def answer(_parent: object, _title: str, text: str, *_args: object) -> object:
+        asked.append(text)
+        return next(answers)
+
+    monkeypatch.setattr(QMessageBox, "warning", answer)
+
+    window.actions.delete.trigger()  # answered Cancel
+    assert workspace.model.rowCount() == 1
+    window.actions.delete.trigger()  # answered Yes
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == 0, timeout=30_000)
+
+    assert len(asked) == 2
+    assert name in asked[0]
+    assert "cannot be undone" in asked[0]
+    with psycopg.connect(database_conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM batches").fetchone() == (0,)
