@@ -51,11 +51,23 @@ def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
     session = DatabaseSession(tasks, database_url)
     window_state = QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
     window = MainWindow(session, tasks, paths, settings, window_state=window_state)
+    exit_code = 0
+
+    def refuse(sentence: str) -> None:
+        nonlocal exit_code
+        exit_code = 1
+        print(sentence, file=sys.stderr, flush=True)
+        if error_dialogs:
+            QMessageBox.critical(window, "batchdesk cannot use this database", sentence)
+        app.exit(1)
+
+    session.refused.connect(refuse)
     window.show()
     crash_handler.show_previous_crash(window)  # a hard crash last time: offer its report
     session.open()
     try:
-        return app.exec()
+        code = app.exec()
+        return exit_code or code
     finally:
         window.shut_down()
         tasks.shutdown()

@@ -11,7 +11,7 @@ import os
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from batchdesk.app import AppContext, open_database
-from batchdesk.errors import DatabaseUnavailable, KnownError
+from batchdesk.errors import DatabaseUnavailable, KnownError, SchemaMismatch
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
 
@@ -25,6 +25,7 @@ class DatabaseSession(QObject):
     status_changed = Signal(str)  # what is happening, for the status bar
     connected = Signal(object)  # the AppContext, once
     unavailable = Signal(str)  # a sentence; another attempt follows
+    refused = Signal(str)  # a sentence; waiting cannot help (a schema newer than this program)
     connection_lost = Signal(str)
     connection_restored = Signal()
 
@@ -80,6 +81,9 @@ class DatabaseSession(QObject):
 
     def _on_open_failed(self, error: KnownError) -> None:
         if self._closed:
+            return
+        if isinstance(error, SchemaMismatch):  # only installing a newer batchdesk helps
+            self.refused.emit(str(error))
             return
         seconds = RETRY_INTERVAL_MS // 1000
         self.unavailable.emit(f"{error} Trying again every {seconds} s.")
