@@ -4,11 +4,18 @@ The window opens at once; the database is opened in the background and the windo
 when it answers (or says why not, and keeps trying).
 """
 
+import logging
 import sys
 from importlib.resources import files
 
-from PySide6.QtCore import QCoreApplication, QSettings
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import (
+    QCoreApplication,
+    QMessageLogContext,
+    QSettings,
+    QtMsgType,
+    qInstallMessageHandler,
+)
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from batchdesk import __version__
@@ -19,6 +26,24 @@ from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.crash_handler import install_crash_handler
 from batchdesk.gui.main_window import MainWindow
 from batchdesk.gui.session import DatabaseSession
+
+HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal"})
+
+
+# Said by the offscreen platform for every window with a layout; noise, not news.
+HARMLESS_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+log = logging.getLogger("batchdesk.qt")
+
+
+def _on_qt_message(kind: QtMsgType, _context: QMessageLogContext, message: str) -> None:
+    """Qt's own messages go to our log (and its file), not raw onto stderr."""
+    if message.startswith(HARMLESS_QT_MESSAGES) or kind in (
+        QtMsgType.QtDebugMsg,
+        QtMsgType.QtInfoMsg,
+    ):
+        log.debug("%s", message)
+    else:
+        log.warning("%s", message)
 
 
 def app_icon() -> QIcon:
@@ -39,6 +64,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
 
 def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
     """Open the window and run until it closes; return the exit code."""
+    qInstallMessageHandler(_on_qt_message)
     app = make_application()
     try:
         paths, settings = load_settings()
@@ -57,7 +83,8 @@ def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
         nonlocal exit_code
         exit_code = 1
         print(sentence, file=sys.stderr, flush=True)
-        if error_dialogs:
+        # With no screen (offscreen, a test) nobody could close a dialog: say it and go.
+        if error_dialogs and QGuiApplication.platformName() not in HEADLESS_PLATFORMS:
             QMessageBox.critical(window, "batchdesk cannot use this database", sentence)
         app.exit(1)
 
