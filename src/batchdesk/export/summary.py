@@ -3,9 +3,8 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchdesk.domain.statuses import JobStatus
 from batchdesk.domain.units import plural
-
-UNFINISHED = frozenset({"queued", "processing"})
 
 
 @dataclass
@@ -18,9 +17,9 @@ class StatusTally:
     unfinished: int = 0
 
     def add(self, status: str) -> None:
-        if status in UNFINISHED:
+        if not JobStatus(status).is_finished:
             self.unfinished += 1
-        elif status in ("completed", "failed", "cancelled"):
+        else:
             setattr(self, status, getattr(self, status) + 1)
 
     @property

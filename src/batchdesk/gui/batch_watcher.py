@@ -11,14 +11,15 @@ from uuid import UUID
 
 from PySide6.QtCore import QObject, Signal
 
+from batchdesk.domain.statuses import BatchStatus
 from batchdesk.storage import batch_queries
 from batchdesk.storage.batch_queries import BatchRow
 from batchdesk.storage.database import Database
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
 
-UNFINISHED = frozenset({"queued", "processing"})
-FINISHED = frozenset({"completed", "failed"})
+UNFINISHED = frozenset({BatchStatus.QUEUED, BatchStatus.PROCESSING})
+FINISHED = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED})  # a cancel is not news
 JUST_FINISHED = timedelta(seconds=60)
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 from batchdesk.errors import InvalidRequest, NotFound
+from batchdesk.storage.database import raw_connection
 
 PAGE_SIZE = 500
 
@@ -58,10 +59,6 @@ _JOB_COLUMNS = (
 )
 
 
-def _raw(connection: Connection) -> Any:
-    return connection.connection.driver_connection
-
-
 def _job(row: tuple[Any, ...], outputs: tuple[StoredFile, ...]) -> JobContents:
     (id_, position, file_name, status, pipeline, attempts, error, created, finished) = row[:9]
     stored_input = StoredFile(file_name, bytes(row[9]), row[10], "image/png")
@@ -73,7 +70,7 @@ def _job(row: tuple[Any, ...], outputs: tuple[StoredFile, ...]) -> JobContents:
 
 def _outputs(connection: Connection, job_ids: list[int]) -> dict[int, tuple[StoredFile, ...]]:
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             "SELECT job_id, name, sha256, size, media_type, width, height FROM job_outputs "
             "WHERE job_id = ANY(%s) ORDER BY job_id, name",
@@ -96,7 +93,7 @@ def iter_contents(
     after = -1
     while True:
         rows = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND position > %s "
                 "ORDER BY position LIMIT %s",
@@ -115,7 +112,7 @@ def iter_contents(
 def totals(connection: Connection, batch_id: UUID) -> ContentTotals:
     """Count what an export of the batch will write, for its progress."""
     row = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             "SELECT count(*), coalesce(sum(input_size), 0), "
             "(SELECT count(*) FROM job_outputs o JOIN jobs j ON j.id = o.job_id "
@@ -135,7 +132,7 @@ def find_job(
     connection: Connection, batch_id: UUID, batch_name: str, reference: str
 ) -> JobContents:
     """Return the job of the batch named by its file name or its id."""
-    raw = _raw(connection)
+    raw = raw_connection(connection)
     text = reference.strip()
     if "\x00" in text:  # PostgreSQL text cannot hold it, and no file name does
         raise NotFound(f"Batch {batch_name} has no job {reference!r}.")

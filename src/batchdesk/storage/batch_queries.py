@@ -17,6 +17,7 @@ from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.naming import parse_base_directory_name
 from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage import blob_store
+from batchdesk.storage.database import raw_connection
 
 BATCH_COLUMNS = (
     "id",
@@ -177,10 +178,6 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _raw(connection: Connection) -> Any:
-    return connection.connection.driver_connection
-
-
 def _batch(row: tuple[Any, ...]) -> BatchRow:
     return BatchRow(*row)
 
@@ -217,19 +214,23 @@ def list_batches(connection: Connection, query: BatchQuery) -> list[BatchRow]:
         f"ORDER BY {_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction} "
         "LIMIT %s OFFSET %s"
     )
-    rows = _raw(connection).execute(sql, [*params, query.limit, query.offset]).fetchall()
+    rows = raw_connection(connection).execute(sql, [*params, query.limit, query.offset]).fetchall()
     return [_batch(row) for row in rows]
 
 
 def count_batches(connection: Connection, query: BatchQuery) -> int:
     where, params = _where(query)
-    row = _raw(connection).execute(f"SELECT count(*) FROM batches{where}", params).fetchone()
+    row = (
+        raw_connection(connection)
+        .execute(f"SELECT count(*) FROM batches{where}", params)
+        .fetchone()
+    )
     return int(row[0])
 
 
 def find_batch(connection: Connection, reference: str) -> BatchRow:
     """Return the batch named by `reference`: its id or its base directory name."""
-    raw = _raw(connection)
+    raw = raw_connection(connection)
     text = reference.strip()
     if "\x00" in text:  # no name can hold one, and PostgreSQL text cannot carry it
         raise NotFound(f"There is no batch {reference!r}.")
@@ -264,7 +265,7 @@ def list_jobs(
     if offset < 0 or (limit is not None and limit < 0):
         raise InvalidRequest(f"A page of jobs cannot start at {offset} or hold {limit} jobs.")
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE batch_id = %s "
             "ORDER BY position LIMIT %s OFFSET %s",
@@ -277,7 +278,7 @@ def list_jobs(
 
 def batch_stats(connection: Connection) -> BatchStats:
     row = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             "SELECT count(*), "
             "count(*) FILTER (WHERE status = 'queued'), "
@@ -308,7 +309,7 @@ def batch_stats(connection: Connection) -> BatchStats:
 
 def customer_prefixes(connection: Connection) -> list[str]:
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute("SELECT DISTINCT customer_prefix FROM batches ORDER BY customer_prefix")
         .fetchall()
     )
@@ -329,7 +330,7 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
     Locks the batch's jobs in id order before the batch row, the same order a worker finishing
     a job takes (job, then its batch through the trigger), so the two cannot deadlock.
     """
-    raw = _raw(connection)
+    raw = raw_connection(connection)
     locked = raw.execute(
         "SELECT id, status, input_sha256 FROM jobs WHERE batch_id = %s ORDER BY id FOR UPDATE",
         (batch_id,),
@@ -353,7 +354,7 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
 def drifted_batches(connection: Connection) -> list[str]:
     """Return the names of batches whose stored counts disagree with their jobs."""
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute("SELECT base_directory_name FROM batch_count_drift ORDER BY base_directory_name")
         .fetchall()
     )
@@ -362,7 +363,7 @@ def drifted_batches(connection: Connection) -> list[str]:
 
 def recount_batch(connection: Connection, batch_id: UUID) -> bool:
     """Recount a batch from its jobs; True if its counts were wrong and have been repaired."""
-    row = _raw(connection).execute("SELECT recount_batch(%s)", (batch_id,)).fetchone()
+    row = raw_connection(connection).execute("SELECT recount_batch(%s)", (batch_id,)).fetchone()
     return bool(row[0])
 
 
@@ -405,7 +406,7 @@ def place_batches(
         f"{ranked}SELECT r.position, {columns} FROM ranked r JOIN batches b ON b.id = r.id "
         "WHERE r.id = ANY(%s) ORDER BY r.position"
     )
-    rows = _raw(connection).execute(sql, [*params, list(ids)]).fetchall()
+    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
     return [PlacedBatch(int(row[0]), _batch(row[1:])) for row in rows]
 
 
@@ -420,7 +421,7 @@ def batch_positions(
         return {}
     ranked, params = _ranked(query)
     sql = f"{ranked}SELECT id, position FROM ranked WHERE id = ANY(%s)"
-    rows = _raw(connection).execute(sql, [*params, list(ids)]).fetchall()
+    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
     return {row[0]: int(row[1]) for row in rows}
 
 
@@ -429,7 +430,7 @@ def batches_by_ids(connection: Connection, ids: Collection[UUID]) -> list[BatchR
     if not ids:
         return []
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = ANY(%s) ORDER BY id",
             (list(ids),),

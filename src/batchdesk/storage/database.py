@@ -92,6 +92,11 @@ def make_engine(conninfo: str, **engine_options: Any) -> Engine:
     return engine
 
 
+def raw_connection(connection: Connection) -> Any:
+    """The psycopg connection under a SQLAlchemy one: our queries are SQL with bound values."""
+    return connection.connection.driver_connection
+
+
 class Database:
     """An open database: the engine, a description safe to show, and the embedded server if any.
 

@@ -9,12 +9,11 @@ again after a retry is delivered again.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection
 
-from batchdesk.storage.database import Database
+from batchdesk.storage.database import Database, raw_connection
 
 # First key of the two-key advisory lock; the second is derived from the batch id.
 DELIVERY_LOCK_CLASS = 0x42_44_44  # "BDD"
@@ -26,16 +25,12 @@ class PendingDelivery:
     base_directory_name: str
 
 
-def _raw(connection: Connection) -> Any:
-    return connection.connection.driver_connection
-
-
 def pending(
     connection: Connection, lookback_seconds: float, limit: int = 20
 ) -> list[PendingDelivery]:
     """Completed batches, finished within the look-back window, not delivered since."""
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             "SELECT id, base_directory_name FROM batches "
             "WHERE status = 'completed' AND completed_at > now() - make_interval(secs => %s) "
@@ -53,7 +48,7 @@ def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
     """Hold the batch's delivery lock for the block; yield False if another deliverer has it
     or the batch no longer needs delivering."""
     with database.connect() as connection:
-        raw = _raw(connection)
+        raw = raw_connection(connection)
         raw.autocommit = True  # the lock outlives statements, not a transaction held open
         try:
             key = (DELIVERY_LOCK_CLASS, batch_id)
@@ -78,7 +73,7 @@ def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
 
 def mark_delivered(database: Database, batch_id: UUID, destination: str) -> None:
     with database.begin() as connection:
-        _raw(connection).execute(
+        raw_connection(connection).execute(
             "UPDATE batches SET delivered_at = now(), delivered_to = %s WHERE id = %s",
             (destination, batch_id),
         )

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
-from batchdesk.storage.database import Database, is_retryable
+from batchdesk.storage.database import Database, is_retryable, raw_connection
 
 # Serialises the reaper across the studio: one worker reaps at a time.
 REAPER_LOCK_KEY = 0x62617463_68646B03
@@ -30,10 +30,6 @@ RETRY_BACKOFF_SECONDS = 10  # first retry after 10 s, then 20 s, 40 s...
 _DEADLOCK_RETRIES = 5
 
 T = TypeVar("T")
-
-
-def _raw(connection: Connection) -> Any:
-    return connection.connection.driver_connection
 
 
 def new_worker_id(name: str | None = None) -> str:
@@ -84,7 +80,7 @@ def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
 
 def register_worker(database: Database, worker_id: str, threads: int) -> None:
     with database.begin() as connection:
-        _raw(connection).execute(
+        raw_connection(connection).execute(
             "INSERT INTO workers (id, host, pid, threads) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
             (worker_id, socket.gethostname(), os.getpid(), threads),
@@ -95,7 +91,7 @@ def heartbeat(database: Database, worker_id: str) -> bool:
     """Record that the worker lives; False if it had been declared dead meanwhile."""
     with database.begin() as connection:
         row = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "UPDATE workers SET heartbeat_at = now() WHERE id = %s RETURNING id", (worker_id,)
             )
@@ -106,14 +102,14 @@ def heartbeat(database: Database, worker_id: str) -> bool:
 
 def unregister_worker(database: Database, worker_id: str) -> None:
     with database.begin() as connection:
-        _raw(connection).execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+        raw_connection(connection).execute("DELETE FROM workers WHERE id = %s", (worker_id,))
 
 
 def claim(database: Database, worker_id: str) -> ClaimedJob | None:
     """Take the next queued job that is due, or None; many claimers never get the same job."""
     with database.begin() as connection:
         row = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "UPDATE jobs j SET status = 'processing', worker = %s, "
                 "lease_token = gen_random_uuid(), attempts = j.attempts + 1, "
@@ -145,7 +141,7 @@ def complete(
     """
 
     def work(connection: Connection) -> bool:
-        raw = _raw(connection)
+        raw = raw_connection(connection)
         still_mine = raw.execute(
             "SELECT 1 FROM jobs WHERE id = %s AND lease_token = %s AND status = 'processing'",
             (job.id, job.lease_token),
@@ -195,7 +191,7 @@ def fail(database: Database, job: ClaimedJob, message: str, *, retryable: bool) 
 
     def work(connection: Connection) -> str | None:
         row = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "UPDATE jobs SET "
                 "status = CASE WHEN %(retry)s AND attempts < max_attempts "
@@ -226,7 +222,7 @@ def release(database: Database, job: ClaimedJob) -> bool:
 
     def work(connection: Connection) -> bool:
         row = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
                 "worker = NULL, lease_token = NULL, started_at = NULL, run_after = now() "
@@ -246,7 +242,7 @@ def still_held(database: Database, jobs: Sequence[ClaimedJob]) -> set[int]:
         return set()
     with database.connect() as connection:
         rows = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "SELECT id FROM jobs WHERE status = 'processing' AND (id, lease_token) IN "
                 "(SELECT * FROM unnest(%s::bigint[], %s::uuid[]))",
@@ -272,7 +268,7 @@ def reap(database: Database, liveness_timeout: float) -> ReapResult | None:
     """
 
     def work(connection: Connection) -> ReapResult | None:
-        raw = _raw(connection)
+        raw = raw_connection(connection)
         got = raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (REAPER_LOCK_KEY,)).fetchone()
         if not got[0]:
             return None
@@ -304,7 +300,7 @@ def retry_batch(database: Database, batch_id: UUID) -> int:
 
     def work(connection: Connection) -> int:
         rows = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
                 "run_after = now(), finished_at = NULL, worker = NULL, lease_token = NULL "
@@ -330,7 +326,7 @@ def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
 
     def work(connection: Connection) -> CancelResult:
         rows = (
-            _raw(connection)
+            raw_connection(connection)
             .execute(
                 "WITH chosen AS (SELECT id, status AS was FROM jobs WHERE batch_id = %s "
                 "  AND status IN ('queued', 'processing') ORDER BY id FOR UPDATE) "
@@ -350,7 +346,9 @@ def job_counts(database: Database) -> dict[str, int]:
     """Return how many jobs are in each status, studio-wide."""
     with database.connect() as connection:
         rows = (
-            _raw(connection).execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+            raw_connection(connection)
+            .execute("SELECT status, count(*) FROM jobs GROUP BY status")
+            .fetchall()
         )
     return {status: int(count) for status, count in rows}
 
@@ -358,7 +356,7 @@ def job_counts(database: Database) -> dict[str, int]:
 def input_header(connection: Connection, sha256: bytes) -> bytes:
     """Return the first bytes of a stored file (enough for a PNG header)."""
     row = (
-        _raw(connection)
+        raw_connection(connection)
         .execute(
             "SELECT substring(data from 1 for 64) FROM blob_chunks "
             "WHERE sha256 = %s AND chunk_index = 0",

@@ -8,7 +8,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
 
 from batchdesk.errors import NotFound
-from batchdesk.storage.database import Database
+from batchdesk.storage.database import Database, raw_connection
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,9 @@ class PipelineRow:
     steps: list[dict[str, Any]]
 
 
-def _raw(connection: Connection) -> Any:
-    return connection.connection.driver_connection
-
-
 def list_pipelines(connection: Connection) -> list[PipelineRow]:
     rows = (
-        _raw(connection)
+        raw_connection(connection)
         .execute("SELECT name, description, version, steps FROM pipelines ORDER BY name")
         .fetchall()
     )
@@ -34,7 +30,7 @@ def list_pipelines(connection: Connection) -> list[PipelineRow]:
 
 def load_pipeline(connection: Connection, name: str) -> PipelineRow:
     row = (
-        _raw(connection)
+        raw_connection(connection)
         .execute("SELECT name, description, version, steps FROM pipelines WHERE name = %s", (name,))
         .fetchone()
     )
@@ -47,7 +43,7 @@ def install_missing(database: Database, pipelines: Iterable[Mapping[str, Any]]) 
     """Add the shipped pipelines a database does not have yet; never overwrite a studio's own."""
     added = 0
     with database.begin() as connection:
-        raw = _raw(connection)
+        raw = raw_connection(connection)
         for pipeline in pipelines:
             row = raw.execute(
                 "INSERT INTO pipelines (name, description, version, steps) "
