@@ -10,6 +10,7 @@ from uuid import UUID
 
 from batchdesk.errors import FileProblem, NotFound
 from batchdesk.export.atomic_file import TargetExists, atomic_target
+from batchdesk.export.batch_walk import placed_files
 from batchdesk.export.entry_names import UniqueNames
 from batchdesk.export.layout import MANIFEST_NAME, BatchLayout, batch_folder_name
 from batchdesk.export.manifest import ManifestWriter
@@ -121,13 +122,10 @@ def deliver_batch(
         layout = BatchLayout(include_inputs=False)
         with atomic_target(destination / MANIFEST_NAME, overwrite=True) as manifest_stream:
             manifest = ManifestWriter(manifest_stream)
-            for job in batch_contents.iter_contents(connection, row.id):
-                transfer.check_cancelled()
-                placed = layout.place(job)
-                manifest.add(placed)
-                tally.add(job.status)
-                for file in placed.files:
-                    with atomic_target(destination / file.path, overwrite=True) as stream:
-                        transfer.copy(connection, file.stored, file.path, stream.write, batch=name)
+            for _placed, file in placed_files(
+                connection, row.id, layout, manifest, tally, transfer
+            ):
+                with atomic_target(destination / file.path, overwrite=True) as stream:
+                    transfer.copy(connection, file.stored, file.path, stream.write, batch=name)
             manifest.detach()
     return ExportSummary(name, destination, transfer.done_files, transfer.done_bytes, tally)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from batchdesk.domain.units import plural
 from batchdesk.export.atomic_file import atomic_target, check_target
+from batchdesk.export.batch_walk import placed_files
 from batchdesk.export.layout import MANIFEST_NAME, BatchLayout, batch_folder_name
 from batchdesk.export.manifest import ManifestWriter
 from batchdesk.export.summary import ExportSummary, StatusTally
@@ -70,19 +71,17 @@ def export_zip(
             archive = ZipStream(stream)
             try:
                 manifest = ManifestWriter(manifest_buffer)
-                for job in batch_contents.iter_contents(connection, row.id):
-                    transfer.check_cancelled()
-                    placed = layout.place(job)
-                    manifest.add(placed)
-                    tally.add(job.status)
-                    for file in placed.files:
-                        archive.add(
-                            f"{folder}/{file.path}",
-                            file.stored.size,
-                            file.stored.media_type,
-                            job.finished_at if file is not placed.original else job.created_at,
-                            partial(transfer.copy, connection, file.stored, file.path, batch=name),
-                        )
+                for placed, file in placed_files(
+                    connection, row.id, layout, manifest, tally, transfer
+                ):
+                    job = placed.job
+                    archive.add(
+                        f"{folder}/{file.path}",
+                        file.stored.size,
+                        file.stored.media_type,
+                        job.finished_at if file is not placed.original else job.created_at,
+                        partial(transfer.copy, connection, file.stored, file.path, batch=name),
+                    )
                 manifest.detach()
                 size = manifest_buffer.tell()
                 manifest_buffer.seek(0)
