@@ -69,6 +69,8 @@ def test_a_dropped_file_becomes_a_batch_in_the_tree(
 
     window.add_paths([make_png(tmp_path / "in" / "PL_DXB191_front.png", (40, 30))])
     qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    # The name preview is read in the background and may come after the button is enabled.
+    qtbot.waitUntil(lambda: len(workspace.submit.batch_names) == 1, timeout=30_000)
     [name] = workspace.submit.batch_names
     workspace.submit.submit_button.click()
 
