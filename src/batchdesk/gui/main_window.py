@@ -9,7 +9,7 @@ selection.
 from pathlib import Path
 from uuid import UUID
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QLabel,
@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
             source.failed.connect(self._show_problem)
         workspace.actions.batches_deleted.connect(self._on_actions_batches_deleted)
         workspace.model.load_failed.connect(self._on_model_load_failed)
+        workspace.model.dataChanged.connect(self._on_model_data_changed)
         workspace.preview.load_failed.connect(self.session.report_failure)
         workspace.stats.refresh_failed.connect(self.session.report_failure)
         workspace.runner.failed.connect(self.status.show_text)
@@ -209,7 +210,6 @@ class MainWindow(QMainWindow):
         workspace.stats.refresh()
         workspace.submit.refresh_preview()
         workspace.watcher.check(ids)
-        self._refresh_preview_of_selection(ids)
 
     def _on_live_listening_changed(self, listening: bool) -> None:
         if not listening:
@@ -271,13 +271,16 @@ class MainWindow(QMainWindow):
         else:
             workspace.preview.clear()
 
-    def _refresh_preview_of_selection(self, ids: set[UUID] | None) -> None:
+    def _on_model_data_changed(
+        self, first: QModelIndex, last: QModelIndex, *_roles: object
+    ) -> None:
+        """The selected row changed (here or elsewhere): refresh the preview and the actions."""
         workspace = self.workspace
         if workspace is None:
             return
-        batch = workspace.model.batch_at(workspace.tree.currentIndex())
-        if batch is not None and (ids is None or batch.id in ids):
-            QTimer.singleShot(300, self._on_tree_selection_changed)  # after the model re-read it
+        current = workspace.tree.currentIndex()
+        if current.parent() == first.parent() and first.row() <= current.row() <= last.row():
+            self._on_tree_selection_changed()
 
     def _on_tree_context_menu(self, position: object) -> None:
         workspace = self.workspace
