@@ -16,6 +16,7 @@ from batchdesk.storage.batch_queries import BatchRow, JobRow
 if TYPE_CHECKING:
     from batchdesk.gui.main_window import MainWindow
 
+
 def _icon(theme: str, fallback: QStyle.StandardPixmap) -> QIcon:
     """The desktop theme's icon where there is one (Linux), else Qt's own."""
     style = QApplication.style()
