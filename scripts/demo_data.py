@@ -20,8 +20,17 @@ from batchdesk.storage.submission import SubmissionRequest, submit
 SIZE = (1600, 1200)
 
 
-def render(path: Path, hue: int, view: int) -> Path:
+def render(path: Path, hue: int, view: int, size: tuple[int, int] = SIZE) -> Path:
     """A product render: a soft backdrop, a shadow and a rounded object."""
+    image = _render_at_default_size(hue, view)
+    if size != SIZE:
+        image = image.resize(size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, compress_level=1)
+    return path
+
+
+def _render_at_default_size(hue: int, view: int) -> Image.Image:
     backdrop = Image.linear_gradient("L").resize(SIZE).point(lambda v: 200 + v // 5)
     image = Image.merge("RGB", (backdrop, backdrop, backdrop.point(lambda v: min(255, v + 8))))
     draw = ImageDraw.Draw(image)
@@ -32,9 +41,7 @@ def render(path: Path, hue: int, view: int) -> Path:
     colour = ((hue * 53) % 200 + 40, (hue * 97) % 180 + 50, (hue * 151) % 200 + 40)
     draw.rounded_rectangle((cx - 260, cy - 300, cx + 260, cy + 270), radius=90, fill=colour)
     draw.ellipse((cx - 140, cy - 220, cx + 20, cy - 120), fill=(255, 255, 255))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, compress_level=1)
-    return path
+    return image
 
 
 def submit_files(app: AppContext, paths: list[Path], description: str, pipeline: str) -> None:
@@ -78,12 +85,7 @@ def main() -> int:
             "ecommerce-square",
         )
         run_queue(app)  # those two finish: one completed, one failed
-        submit_files(
-            app,
-            [render(renders / "c" / f"RN_LHR{n}_hero.png", 3 + n, n % 3) for n in range(12)],
-            "Spring campaign heroes",
-            "web-delivery",
-        )
+        submit_files(app, campaign(renders / "c"), "Spring campaign heroes", "web-delivery")
         submit_files(
             app,
             [render(renders / "d" / f"PL_DXB204_{v}.png", 9, i) for i, v in enumerate(views)],
@@ -92,6 +94,20 @@ def main() -> int:
         )
     print(f"Demo batches are in {home}; open them with: BATCHDESK_HOME={home} scripts/run")
     return 0
+
+
+def campaign(folder: Path) -> list[Path]:
+    """36 large heroes (six looks, each in six crops' names): slow enough to watch being run."""
+    looks = [
+        render(folder / f"RN_LHR{n}_hero.png", 3 + n, n % 3, size=(3200, 2400)) for n in range(6)
+    ]
+    paths = []
+    for n in range(36):
+        path = folder / f"RN_LHR{n}_hero.png"
+        if not path.exists():
+            path.write_bytes(looks[n % 6].read_bytes())
+        paths.append(path)
+    return paths
 
 
 def _truncated(path: Path) -> Path:

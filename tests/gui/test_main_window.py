@@ -146,3 +146,60 @@ def test_delete_asks_first_naming_the_batch(
     assert "cannot be undone" in asked[0]
     with psycopg.connect(database_conninfo) as conn:
         assert conn.execute("SELECT count(*) FROM batches").fetchone() == (0,)
+
+
+def test_an_empty_database_shows_figures_and_says_how_to_start(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, database_conninfo: str, closing: list
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+
+    # The figures are read at once, not only after the first change.
+    qtbot.waitUntil(lambda: workspace.stats.figure_text("total_batches") == "0", timeout=30_000)
+    qtbot.waitUntil(lambda: "No batches yet" in workspace.tree.empty_text, timeout=30_000)
+
+    window.add_paths([make_png(tmp_path / "in" / "PL_DXB1_a.png")])
+    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    workspace.submit.submit_button.click()
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    assert workspace.tree.empty_text == ""
+
+    workspace.filters.text_field.setText("no such render")
+    qtbot.waitUntil(
+        lambda: workspace.tree.empty_text == "No batches match these filters.", timeout=30_000
+    )
+
+
+def test_expanded_batches_are_expanded_again_next_time(
+    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, database_conninfo: str, closing: list
+) -> None:
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+    for prefix in ("PL_DXB1", "QX_ABC1", "RN_LHR1"):
+        window.add_paths([make_png(tmp_path / "in" / prefix / f"{prefix}_a.png")])
+        qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+        workspace.submit.submit_button.click()
+        qtbot.waitUntil(lambda: not workspace.submit.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == 3, timeout=30_000)
+    middle = workspace.model.index(1, 0)
+    expanded_name = workspace.model.batch_at(middle).base_directory_name
+    workspace.tree.expand(middle)
+    window.close()
+    session.close()
+
+    again, again_session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+    closing.append((again, again_session))
+    qtbot.waitUntil(lambda: again.workspace is not None, timeout=30_000)
+    tree, model = again.workspace.tree, again.workspace.model
+
+    def expanded() -> list[str]:
+        rows = [model.index(row, 0) for row in range(model.rowCount())]
+        return [model.batch_at(i).base_directory_name for i in rows if tree.isExpanded(i)]
+
+    qtbot.waitUntil(lambda: expanded() == [expanded_name], timeout=30_000)

@@ -211,7 +211,9 @@ def _job_duration(job: JobRow) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Return a duration as people read it: 0.4 s, 12 s, 3 min 05 s, 2 h 10 min."""
+    """Return a duration as people read it: < 0.1 s, 0.4 s, 12 s, 3 min 05 s, 2 h 10 min."""
+    if seconds < 0.05:
+        return "< 0.1 s"
     if seconds < 10:
         return f"{max(seconds, 0.0):.1f} s"
     if seconds < 59.5:

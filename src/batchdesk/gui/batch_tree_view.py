@@ -22,13 +22,12 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter, QResizeEvent
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QStyle,
     QStyledItemDelegate,
-    QStyleOptionProgressBar,
     QStyleOptionViewItem,
     QTreeView,
     QWidget,
@@ -63,21 +62,18 @@ BADGE_COLOURS = {
     "cancelled": QColor("#d9a12b"),
 }
 _UNKNOWN_BADGE = QColor("#808080")
-FAILED_COLOUR = QColor(201, 55, 44, 230)
-CANCELLED_COLOUR = QColor(128, 128, 128, 200)
-_BAR_PARTS = (
-    (QStyle.SubElement.SE_ProgressBarGroove, QStyle.ControlElement.CE_ProgressBarGroove),
-    (QStyle.SubElement.SE_ProgressBarContents, QStyle.ControlElement.CE_ProgressBarContents),
-    (QStyle.SubElement.SE_ProgressBarLabel, QStyle.ControlElement.CE_ProgressBarLabel),
-)
+COMPLETED_COLOUR = QColor("#2e9e5e")
+FAILED_COLOUR = QColor("#d64236")
+CANCELLED_COLOUR = QColor(128, 128, 128)
+# Widths that fit a batch name, a date and the counts; the description gets what is left.
 _INITIAL_WIDTHS = {
-    NAME_COLUMN: 270,
-    DESCRIPTION_COLUMN: 220,
-    STATUS_COLUMN: 100,
-    PROGRESS_COLUMN: 120,
-    FILES_COLUMN: 60,
-    SIZE_COLUMN: 80,
-    CREATED_COLUMN: 130,
+    NAME_COLUMN: 215,
+    DESCRIPTION_COLUMN: 165,
+    STATUS_COLUMN: 95,
+    PROGRESS_COLUMN: 115,
+    FILES_COLUMN: 50,
+    SIZE_COLUMN: 70,
+    CREATED_COLUMN: 120,
 }
 
 
@@ -124,7 +120,18 @@ def _draw_background(
     return opt
 
 
-class StatusBadgeDelegate(QStyledItemDelegate):
+class RowDelegate(QStyledItemDelegate):
+    """Every cell of the tree: a little taller than the style's default, so rows breathe."""
+
+    ROW_PADDING = 6
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
+        hint = super().sizeHint(option, index)
+        hint.setHeight(max(hint.height(), option.fontMetrics.height()) + self.ROW_PADDING)
+        return hint
+
+
+class StatusBadgeDelegate(RowDelegate):
     """Draws the status as a coloured rounded badge."""
 
     PADDING = 8
@@ -165,8 +172,14 @@ class StatusBadgeDelegate(QStyledItemDelegate):
         return hint
 
 
-class ProgressDelegate(QStyledItemDelegate):
-    """Draws a batch's progress as the style's progress bar, "7/10", its failed part in red."""
+class ProgressDelegate(RowDelegate):
+    """Draws a batch's progress as a slim bar with "7/10" beside it, failures in red.
+
+    The count sits beside the bar, not on it, so it reads in any palette and on selected rows.
+    """
+
+    BAR_HEIGHT = 6
+    GAP = 6
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         progress = index.data(PROGRESS_ROLE)
@@ -174,45 +187,65 @@ class ProgressDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)  # job rows: their attempts, as text
             return
         opt = _draw_background(self, painter, option, index)
-        style, widget = _style(opt), opt.widget
-        bar = QStyleOptionProgressBar()
-        if widget is not None:
-            bar.initFrom(widget)  # the view's palette, font and direction
-        bar.rect = opt.rect.adjusted(3, 3, -3, -3)
-        bar.state = opt.state | QStyle.StateFlag.State_Horizontal
-        bar.minimum, bar.maximum = 0, max(progress.total, 1)
-        bar.progress = min(progress.finished, bar.maximum)
-        bar.text = f"{progress.finished}/{progress.total}"
-        bar.textVisible = True
-        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
-        # As QCommonStyle draws CE_ProgressBar, with the failed part between chunk and label.
-        parts = [(style.subElementRect(e, bar, widget), c) for e, c in _BAR_PARTS]
+        rect: QRect = opt.rect.adjusted(4, 0, -4, 0)
+        metrics = opt.fontMetrics
+        total = max(progress.total, 1)
+        label = f"{progress.finished}/{progress.total}"
+        label_width = metrics.horizontalAdvance(f"{progress.total}/{progress.total}")
+        bar_width = rect.width() - label_width - self.GAP
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        ink = opt.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
         painter.save()
-        for rect, control in parts:
-            if control == QStyle.ControlElement.CE_ProgressBarLabel:
-                self._draw_unsuccessful(painter, parts[1][0], progress, opt.direction)
-            bar.rect = rect
-            style.drawControl(control, bar, painter, widget)
+        if bar_width >= 16:
+            bar = QRectF(
+                rect.left(), rect.center().y() - self.BAR_HEIGHT / 2 + 1, bar_width, self.BAR_HEIGHT
+            )
+            self._draw_bar(painter, bar, progress, total, opt)
+            text_rect = QRect(rect.right() - label_width, rect.top(), label_width, rect.height())
+        else:
+            text_rect = rect  # too narrow for a bar: the count alone
+        painter.setPen(ink)
+        painter.setFont(opt.font)
+        painter.drawText(
+            text_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), label
+        )
         painter.restore()
 
     @staticmethod
-    def _draw_unsuccessful(
-        painter: QPainter, contents: QRect, progress: Progress, direction: Qt.LayoutDirection
+    def _draw_bar(
+        painter: QPainter,
+        bar: QRectF,
+        progress: Progress,
+        total: int,
+        opt: QStyleOptionViewItem,
     ) -> None:
-        # Failed jobs in red after the completed ones, cancelled ones in grey after those.
-        before = progress.completed
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        groove = QColor(opt.palette.color(QPalette.ColorRole.Text))
+        groove.setAlphaF(0.15)
+        painter.setBrush(groove)
+        radius = bar.height() / 2
+        painter.drawRoundedRect(bar, radius, radius)
+        # Completed, then failed in red, then cancelled in grey, left to right (or mirrored).
+        clip = QPainterPath()
+        clip.addRoundedRect(bar, radius, radius)
+        painter.setClipPath(clip)
+        start = 0.0
         for count, colour in (
+            (progress.completed, COMPLETED_COLOUR),
             (progress.failed, FAILED_COLOUR),
             (progress.cancelled, CANCELLED_COLOUR),
         ):
-            if count > 0 and progress.total > 0:
-                start = contents.width() * before / progress.total
-                width = contents.width() * count / progress.total
-                if direction == Qt.LayoutDirection.RightToLeft:
-                    start = contents.width() - start - width
-                top, height = contents.top() + 1, contents.height() - 2
-                painter.fillRect(QRectF(contents.left() + start, top, width, height), colour)
-            before += count
+            width = bar.width() * min(count, total) / total
+            if width > 0:
+                left = bar.left() + start
+                if opt.direction == Qt.LayoutDirection.RightToLeft:
+                    left = bar.right() - start - width
+                painter.fillRect(QRectF(left, bar.top(), width, bar.height()), colour)
+            start += width
+        painter.setClipping(False)
 
 
 class BatchTreeView(QTreeView):
@@ -231,6 +264,8 @@ class BatchTreeView(QTreeView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setAllColumnsShowFocus(True)
         self.setAccessibleName("Batches")
+        self._rows = RowDelegate(self)
+        self.setItemDelegate(self._rows)
         self._badges = StatusBadgeDelegate(self)
         self._progress = ProgressDelegate(self)
         self.setItemDelegateForColumn(STATUS_COLUMN, self._badges)
@@ -241,6 +276,7 @@ class BatchTreeView(QTreeView):
         self._expanded_before: set[UUID] = set()  # to restore as rows come back after a reset
         self._selected_before: set[UUID] = set()
         self._current_before: UUID | None = None
+        self._empty_text = ""
         self._fetch_timer = QTimer(self, singleShot=True, interval=0)
         self._fetch_timer.timeout.connect(self._fetch_visible_jobs)
         self._selection_timer = QTimer(self, singleShot=True, interval=0)
@@ -281,6 +317,44 @@ class BatchTreeView(QTreeView):
         batches = tuple(b.id for b in map(model.batch_at, rows) if b is not None)
         jobs = tuple(j.id for j in map(model.job_at, rows) if j is not None)
         return TreeSelection(batches, jobs)
+
+    def expanded_batches(self) -> list[UUID]:
+        """The batches expanded now, in view order (kept in the window's state)."""
+        model = self.batch_model()
+        if model is None:
+            return []
+        rows = (model.index(row, 0) for row in range(model.rowCount()))
+        return [
+            batch.id
+            for index in rows
+            if self.isExpanded(index) and (batch := model.batch_at(index)) is not None
+        ]
+
+    def expand_batches_when_shown(self, ids: set[UUID]) -> None:
+        """Expand these batches as their rows arrive (restoring the last session's view)."""
+        self._expanded_before |= ids
+        self._restore_timer.start()
+
+    def set_empty_text(self, text: str) -> None:
+        """What the empty tree says in its middle: no batches yet, or none match the filters."""
+        if text != self._empty_text:
+            self._empty_text = text
+            self.viewport().update()
+
+    @property
+    def empty_text(self) -> str:
+        return self._empty_text
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        model = self.batch_model()
+        if self._empty_text and (model is None or model.rowCount() == 0):
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            area = self.viewport().rect().adjusted(24, 24, -24, -24)
+            flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+            painter.drawText(area, int(flags), self._empty_text)
+            painter.end()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

@@ -16,10 +16,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QSplitter,
     QStackedWidget,
-    QVBoxLayout,
-    QWidget,
 )
 
 from batchdesk.app import AppContext
@@ -28,67 +25,15 @@ from batchdesk.storage.batch_queries import BatchRow, JobRow
 
 from batchdesk.gui.about_dialog import AboutDialog
 from batchdesk.gui.background import BackgroundTasks
-from batchdesk.gui.batch_actions import BatchActions
-from batchdesk.gui.batch_tree_model import BatchTreeModel
-from batchdesk.gui.batch_tree_view import BatchTreeView
-from batchdesk.gui.batch_watcher import BatchWatcher
-from batchdesk.gui.export_actions import ExportActions
-from batchdesk.gui.filter_bar import FilterBar
-from batchdesk.gui.job_pool import RunnerHost
-from batchdesk.gui.live_updates import LiveUpdates
 from batchdesk.gui.preferences_dialog import PreferencesDialog
-from batchdesk.gui.preview_pane import PreviewPane
 from batchdesk.gui.session import DatabaseSession
-from batchdesk.gui.stats_strip import StatsStrip
 from batchdesk.gui.status_bar import StatusBar
-from batchdesk.gui.submit_panel import SubmitPanel, paths_from_mime
+from batchdesk.gui.submit_panel import paths_from_mime
 from batchdesk.gui.tray import Notifier
 from batchdesk.gui.window_actions import WindowActions
+from batchdesk.gui.workspace import Workspace
 
 STATUS_REFRESH_MS = 1_000
-
-
-class _Workspace:
-    """The widgets that need a connected database, built together once it answers."""
-
-    def __init__(self, window: "MainWindow", context: AppContext) -> None:
-        database, tasks = context.database, window.tasks
-        self.context = context
-        self.submit = SubmitPanel(database, tasks, window.settings)
-        self.filters = FilterBar(database, tasks)
-        self.stats = StatsStrip(database, tasks)
-        self.model = BatchTreeModel(database, tasks, window)
-        self.tree = BatchTreeView()
-        self.tree.setModel(self.model)
-        self.preview = PreviewPane(database, tasks)
-        self.exports = ExportActions(database, tasks, window)
-        self.actions = BatchActions(database, tasks, window)
-        self.live = LiveUpdates(database.conninfo, window)
-        self.watcher = BatchWatcher(database, tasks, window)
-        self.runner = RunnerHost(
-            database,
-            window.settings.worker_threads,
-            delivery_folder=_delivery_folder(window.settings),
-            parent=window,
-        )
-
-        middle = QWidget()
-        column = QVBoxLayout(middle)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.filters)
-        column.addWidget(self.stats)
-        column.addWidget(self.tree, stretch=1)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("workspace-splitter")
-        self.splitter.addWidget(self.submit)
-        self.splitter.addWidget(middle)
-        self.splitter.addWidget(self.preview)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([360, 760, 340])
-
-
-def _delivery_folder(settings: Settings) -> Path | None:
-    return Path(settings.delivery_folder).expanduser() if settings.delivery_folder else None
 
 
 class MainWindow(QMainWindow):
@@ -109,7 +54,7 @@ class MainWindow(QMainWindow):
         self.paths = paths
         self.settings = settings
         self.window_state = window_state
-        self.workspace: _Workspace | None = None
+        self.workspace: Workspace | None = None
         self.setWindowTitle("batchdesk")
         self.setAcceptDrops(True)
         self.resize(1460, 900)
@@ -157,63 +102,36 @@ class MainWindow(QMainWindow):
     def _on_session_connection_restored(self) -> None:
         self.status.set_connection("connected")
         self.status.show_text("The database answers again.")
-        workspace = self.workspace
-        if workspace is not None:
-            workspace.model.apply_batch_changes(None)
-            workspace.stats.refresh()
-            if self.settings.run_jobs and not workspace.runner.enabled:
-                workspace.runner.start()
+        if self.workspace is not None:
+            self.workspace.connection_restored(run_jobs=self.settings.run_jobs)
 
     def _on_session_connected(self, context: AppContext) -> None:
-        workspace = _Workspace(self, context)
+        workspace = Workspace(context, self.tasks, self.settings, self)
         self.workspace = workspace
         self.pages.addWidget(workspace.splitter)
         self.pages.setCurrentWidget(workspace.splitter)
         self.status.set_database(context.database.description)
         self.status.set_connection("connected")
 
-        workspace.filters.query_changed.connect(workspace.model.set_query)
-        workspace.submit.batches_submitted.connect(self._on_submit_batches_submitted)
-        workspace.live.batches_changed.connect(self._on_live_batches_changed)
-        workspace.live.listening_changed.connect(self._on_live_listening_changed)
+        workspace.message.connect(self.status.show_text)
+        workspace.problem.connect(self._show_problem)
         workspace.watcher.batch_finished.connect(self._on_watcher_batch_finished)
         workspace.tree.selectionModel().selectionChanged.connect(self._on_tree_selection_changed)
         workspace.tree.customContextMenuRequested.connect(self._on_tree_context_menu)
         workspace.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        for source in (workspace.actions, workspace.exports):
-            source.message.connect(self.status.show_text)
-            source.failed.connect(self._show_problem)
-        workspace.actions.batches_deleted.connect(self._on_actions_batches_deleted)
-        workspace.model.load_failed.connect(self._on_model_load_failed)
         workspace.model.dataChanged.connect(self._on_model_data_changed)
         workspace.preview.load_failed.connect(self.session.report_failure)
         workspace.stats.refresh_failed.connect(self.session.report_failure)
-        workspace.runner.failed.connect(self.status.show_text)
         self.actions.add_export_options(workspace.exports.include_originals_action)
 
-        self._restore_workspace_state()
-        workspace.live.start()
-        if self.settings.run_jobs:
-            workspace.runner.start()
+        workspace.restore_state(self.window_state)
+        workspace.start(run_jobs=self.settings.run_jobs)
         self._status_timer.start()
         self._update_worker_status()
         self.actions.set_connected(True)
         self._on_tree_selection_changed()
 
     # -- live updates ----------------------------------------------------------------------
-
-    def _on_live_batches_changed(self, ids: set[UUID] | None) -> None:
-        workspace = self.workspace
-        if workspace is None:
-            return
-        workspace.model.apply_batch_changes(ids)
-        workspace.stats.refresh()
-        workspace.submit.refresh_preview()
-        workspace.watcher.check(ids)
-
-    def _on_live_listening_changed(self, listening: bool) -> None:
-        if not listening:
-            self.status.show_text("Live updates paused; refreshing every few seconds instead.")
 
     def _on_watcher_batch_finished(self, batch: BatchRow) -> None:
         detail = f"{batch.completed_count} of {batch.total_files} completed"
@@ -227,10 +145,7 @@ class MainWindow(QMainWindow):
         if workspace is None:
             self.session.open()
             return
-        workspace.model.refresh()
-        workspace.stats.refresh()
-        workspace.filters.reload_customers()
-        workspace.submit.refresh_preview()
+        workspace.refresh()
         self.status.show_text("Refreshed.")
 
     # -- selection ---------------------------------------------------------------------------
@@ -290,20 +205,7 @@ class MainWindow(QMainWindow):
         self.actions.fill_context_menu(menu)
         menu.exec(workspace.tree.viewport().mapToGlobal(position))  # type: ignore[arg-type]
 
-    def _on_actions_batches_deleted(self, ids: list[UUID]) -> None:
-        if self.workspace is not None:
-            self.workspace.model.apply_batch_changes(set(ids))
-            self.workspace.stats.refresh()
-
     # -- submitting --------------------------------------------------------------------------
-
-    def _on_submit_batches_submitted(self, result: object) -> None:
-        workspace = self.workspace
-        if workspace is None:
-            return
-        workspace.model.apply_batch_changes(None)
-        workspace.stats.refresh()
-        workspace.filters.reload_customers()
 
     def add_paths(self, paths: list[Path]) -> None:
         if self.workspace is None:
@@ -361,9 +263,6 @@ class MainWindow(QMainWindow):
     def _on_tasks_known_error(self, sentence: str) -> None:
         self.status.show_text(sentence)
 
-    def _on_model_load_failed(self, sentence: str) -> None:
-        self.status.show_text(sentence)
-
     def _update_worker_status(self) -> None:
         workspace = self.workspace
         if workspace is None:
@@ -386,25 +285,11 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
 
-    def _restore_workspace_state(self) -> None:
-        workspace = self.workspace
-        if workspace is None:
-            return
-        splitter = self.window_state.value("window/splitter")
-        if isinstance(splitter, QByteArray):
-            workspace.splitter.restoreState(splitter)
-        header = self.window_state.value("window/tree-header")
-        if isinstance(header, QByteArray):
-            workspace.tree.header().restoreState(header)
-
     def save_state(self) -> None:
         self.window_state.setValue("window/geometry", self.saveGeometry())
         self.window_state.setValue("window/state", self.saveState())
         if self.workspace is not None:
-            self.window_state.setValue("window/splitter", self.workspace.splitter.saveState())
-            self.window_state.setValue(
-                "window/tree-header", self.workspace.tree.header().saveState()
-            )
+            self.workspace.save_state(self.window_state)
         self.window_state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
@@ -418,9 +303,5 @@ class MainWindow(QMainWindow):
         workspace = self.workspace
         if workspace is None:
             return
-        workspace.live.stop()
-        workspace.watcher.stop()
-        workspace.runner.stop()
-        # Unfinished jobs go back to the queue before the database (maybe embedded) closes.
-        if not workspace.runner.wait_stopped(60):
+        if not workspace.shut_down():
             self.status.show_text("Jobs were still stopping; another worker will take them over.")

@@ -171,6 +171,31 @@ def _text_label(text: str = "", *, selectable: bool = True) -> QLabel:
     return label
 
 
+class _ImageLabel(QLabel):
+    """An image cell as tall as its width and the image's shape ask, so captions sit close."""
+
+    def __init__(self) -> None:
+        super().__init__(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.aspect = 0.75  # height / width; a render's usual 4:3 until an image says otherwise
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def set_aspect(self, image: QImage | None) -> None:
+        if image is not None and image.width() > 0:
+            self.aspect = min(max(image.height() / image.width(), 0.2), 3.0)
+            self.updateGeometry()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return max(64, round(width * self.aspect))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(160, self.heightForWidth(160))
+
+
 class PreviewPane(QWidget):
     """Shows the selection: a job before and after, or a batch's details, or what to do."""
 
@@ -225,17 +250,16 @@ class PreviewPane(QWidget):
         self.error_label = _text_label()
         self.error_label.setAccessibleName("Error")
         grid.addWidget(self.error_label, 4, 0, 1, 2)
-        grid.setRowStretch(2, 1)
+        grid.setRowStretch(5, 1)  # what is left goes below, so captions stay by their images
         self._stack.addWidget(job_page)
         self.clear()
 
     def _image_column(self, grid: QGridLayout, column: int, caption: str) -> tuple[QLabel, QLabel]:
         grid.addWidget(QLabel(caption, alignment=Qt.AlignmentFlag.AlignCenter), 1, column)
-        image = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
+        image = _ImageLabel()
         image.setWordWrap(True)
         image.setAccessibleName(f"{caption} image")
-        # Ignored: the pixmap follows the space the pane has, never the other way round.
-        image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        # The pixmap follows the space the pane has, never the other way round.
         image.setMinimumSize(64, 64)
         image.installEventFilter(self)  # refit the pixmap whenever the label changes size
         grid.addWidget(image, 2, column)
@@ -360,6 +384,8 @@ class PreviewPane(QWidget):
 
     def _set_image(self, label: QLabel, image: QImage | None, text: str) -> None:
         self._images[label] = image
+        if isinstance(label, _ImageLabel):
+            label.set_aspect(image)
         if image is None:
             label.setPixmap(QPixmap())
             label.setText(text)

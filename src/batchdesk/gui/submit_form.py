@@ -62,7 +62,8 @@ class SubmitForm(QWidget):
         self.names = _label("batch-names")
         self.description = QLineEdit()
         self.description.setMaxLength(MAX_DESCRIPTION_LENGTH)
-        self.description.setPlaceholderText("Optional; left empty, one is made from the files")
+        self.description.setPlaceholderText("e.g. 3-view render, sofa Oslo")
+        self.description.setToolTip("Optional: left empty, one is made from the file names")
         self.description.setAcceptDrops(False)  # dropped files are files, not text
         self.pipeline = QComboBox()
         self.pipeline.addItem(settings.default_pipeline, settings.default_pipeline)

@@ -1,0 +1,190 @@
+"""The working part of the window, built once the database answers: its widgets and their wiring.
+
+Submit panel on the left, filters + figures + batch tree in the middle, preview on the right,
+and the parts without a face: live updates, the batch watcher and this computer's runner. The
+window (`main_window.py`) owns the session, the menus and the dialogs; it tells the workspace
+when the connection comes back, and asks it to start, refresh, save its layout and shut down.
+"""
+
+from pathlib import Path
+from uuid import UUID
+
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, Signal
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+
+from batchdesk.app import AppContext
+from batchdesk.settings import Settings
+
+from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.batch_actions import BatchActions
+from batchdesk.gui.batch_tree_model import BatchTreeModel
+from batchdesk.gui.batch_tree_view import BatchTreeView
+from batchdesk.gui.batch_watcher import BatchWatcher
+from batchdesk.gui.export_actions import ExportActions
+from batchdesk.gui.filter_bar import FilterBar
+from batchdesk.gui.job_pool import RunnerHost
+from batchdesk.gui.live_updates import LiveUpdates
+from batchdesk.gui.preview_pane import PreviewPane
+from batchdesk.gui.stats_strip import StatsStrip
+from batchdesk.gui.submit_panel import SubmitPanel
+
+# Keys in the window's QSettings file.
+SPLITTER_KEY = "window/splitter"
+HEADER_KEY = "window/tree-header"
+EXPANDED_KEY = "window/expanded-batches"
+
+
+class Workspace(QObject):
+    """The widgets that need a connected database, built and wired together.
+
+    `message(str)` is a sentence for the status bar; `problem(str)` one worth a dialog.
+    """
+
+    message = Signal(str)
+    problem = Signal(str)
+
+    def __init__(
+        self, context: AppContext, tasks: BackgroundTasks, settings: Settings, window: QWidget
+    ) -> None:
+        super().__init__(window)
+        database = context.database
+        self.context = context
+        self.submit = SubmitPanel(database, tasks, settings)
+        self.filters = FilterBar(database, tasks)
+        self.stats = StatsStrip(database, tasks)
+        self.model = BatchTreeModel(database, tasks, window)
+        self.tree = BatchTreeView()
+        self.tree.setModel(self.model)
+        self.preview = PreviewPane(database, tasks)
+        self.exports = ExportActions(database, tasks, window)
+        self.actions = BatchActions(database, tasks, window)
+        self.live = LiveUpdates(database.conninfo, window)
+        self.watcher = BatchWatcher(database, tasks, window)
+        delivery = Path(settings.delivery_folder).expanduser() if settings.delivery_folder else None
+        self.runner = RunnerHost(
+            database, settings.worker_threads, delivery_folder=delivery, parent=window
+        )
+        self.splitter = self._lay_out()
+        self._wire()
+
+    def _lay_out(self) -> QSplitter:
+        middle = QWidget()
+        column = QVBoxLayout(middle)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.filters)
+        column.addWidget(self.stats)
+        column.addWidget(self.tree, stretch=1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setObjectName("workspace-splitter")
+        splitter.addWidget(self.submit)
+        splitter.addWidget(middle)
+        splitter.addWidget(self.preview)
+        splitter.setStretchFactor(1, 1)
+        splitter.setCollapsible(1, False)
+        splitter.setSizes([270, 930, 300])
+        return splitter
+
+    def _wire(self) -> None:
+        self.filters.query_changed.connect(self.model.set_query)
+        self.submit.batches_submitted.connect(self._on_submit_batches_submitted)
+        self.live.batches_changed.connect(self.apply_batch_changes)
+        self.live.listening_changed.connect(self._on_live_listening_changed)
+        for source in (self.actions, self.exports):
+            source.message.connect(self.message)
+            source.failed.connect(self.problem)
+        self.actions.batches_deleted.connect(self._on_actions_batches_deleted)
+        self.model.load_failed.connect(self.message)
+        self.model.loading_changed.connect(self._update_empty_text)
+        self.model.rowsInserted.connect(self._update_empty_text)
+        self.model.rowsRemoved.connect(self._update_empty_text)
+        self.runner.failed.connect(self.message)
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self, *, run_jobs: bool) -> None:
+        """Begin: first figures, live updates, and this computer's workers if wanted."""
+        self.stats.refresh()
+        self.live.start()
+        if run_jobs:
+            self.runner.start()
+
+    def connection_restored(self, *, run_jobs: bool) -> None:
+        self.apply_batch_changes(None)
+        if run_jobs and not self.runner.enabled:
+            self.runner.start()
+
+    def refresh(self) -> None:
+        """F5: re-read everything shown from the database."""
+        self.model.refresh()
+        self.stats.refresh()
+        self.filters.reload_customers()
+        self.submit.refresh_preview()
+
+    def shut_down(self) -> bool:
+        """Stop the live feed and this computer's workers; False if jobs were still stopping."""
+        self.live.stop()
+        self.watcher.stop()
+        self.runner.stop()
+        # Unfinished jobs go back to the queue before the database (maybe embedded) closes.
+        return self.runner.wait_stopped(60)
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def apply_batch_changes(self, ids: set[UUID] | None) -> None:
+        """These batches (None: any) changed here or on another workstation."""
+        self.model.apply_batch_changes(ids)
+        self.stats.refresh()
+        self.submit.refresh_preview()
+        self.watcher.check(ids)
+
+    def _on_submit_batches_submitted(self, _result: object) -> None:
+        self.model.apply_batch_changes(None)
+        self.stats.refresh()
+        self.filters.reload_customers()
+
+    def _on_actions_batches_deleted(self, ids: list[UUID]) -> None:
+        self.model.apply_batch_changes(set(ids))
+        self.stats.refresh()
+
+    def _on_live_listening_changed(self, listening: bool) -> None:
+        if not listening:
+            self.message.emit("Live updates paused; refreshing every few seconds instead.")
+
+    def _update_empty_text(self, *_args: object) -> None:
+        query = self.model.query
+        if self.model.rowCount() > 0 or self.model.is_loading:
+            self.tree.set_empty_text("")
+        elif query.statuses or query.customer_prefix or query.text:
+            self.tree.set_empty_text("No batches match these filters.")
+        else:
+            self.tree.set_empty_text(
+                "No batches yet.\nDrop PNG files on the window, or use Add files..., to start one."
+            )
+
+    # -- layout state ----------------------------------------------------------------------
+
+    def restore_state(self, state: QSettings) -> None:
+        splitter = state.value(SPLITTER_KEY)
+        if isinstance(splitter, QByteArray):
+            self.splitter.restoreState(splitter)
+        header = state.value(HEADER_KEY)
+        if isinstance(header, QByteArray):
+            self.tree.header().restoreState(header)
+        expanded = state.value(EXPANDED_KEY)
+        if isinstance(expanded, str) and expanded:
+            self.tree.expand_batches_when_shown(_uuids(expanded.split(",")))
+
+    def save_state(self, state: QSettings) -> None:
+        state.setValue(SPLITTER_KEY, self.splitter.saveState())
+        state.setValue(HEADER_KEY, self.tree.header().saveState())
+        state.setValue(EXPANDED_KEY, ",".join(str(i) for i in self.tree.expanded_batches()))
+
+
+def _uuids(texts: list[str]) -> set[UUID]:
+    found = set()
+    for text in texts:
+        try:
+            found.add(UUID(text))
+        except ValueError:
+            continue  # a hand-edited state file: skip what is not an id
+    return found
