@@ -17,6 +17,7 @@ from PySide6.QtGui import (
     QDropEvent,
     QFont,
     QKeySequence,
+    QPalette,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -52,7 +53,8 @@ from batchdesk.gui.submit_form import SubmitForm
 __all__ = ["SubmitPanel", "paths_from_mime", "progress_text"]
 
 EMPTY_TEXT = "Drop PNG files here to start a batch"
-_ERROR_STYLE = "color: #b3261e;"
+# Error red that keeps its contrast on a light window and on a dark one.
+_ERROR_ON_LIGHT, _ERROR_ON_DARK = "#b3261e", "#ff8a80"
 _PROGRESS_STEPS = 1000
 
 
@@ -301,7 +303,9 @@ class SubmitPanel(QWidget):
 
     def _show_message(self, text: str, *, error: bool = False) -> None:
         self._message.setText(text)
-        self._message.setStyleSheet(_ERROR_STYLE if error else "")
+        window = self.palette().color(QPalette.ColorRole.Window)
+        red = _ERROR_ON_DARK if window.lightnessF() < 0.5 else _ERROR_ON_LIGHT
+        self._message.setStyleSheet(f"color: {red};" if error else "")
 
     def _show_progress(self, visible: bool) -> None:
         self.cancel_button.setEnabled(visible)
