@@ -17,7 +17,8 @@ from PySide6.QtGui import QColor
 
 from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.statuses import BatchStatus
-from batchdesk.storage.batch_queries import BatchRow, PlacedBatch
+from batchdesk.storage.batch_positions import PlacedBatch
+from batchdesk.storage.batch_queries import BatchRow
 from batchdesk.storage.database import Database, make_engine
 from batchdesk.storage.submission import CreatedBatch
 from tests.factories import make_batch

@@ -15,9 +15,9 @@ import pytest
 from batchdesk.domain.batch_query import MAX_PAGE_SIZE, SORT_COLUMNS, BatchQuery, SortOrder
 from batchdesk.domain.statuses import BatchStatus
 from batchdesk.errors import InvalidRequest, NotFound
+from batchdesk.storage.batch_positions import batch_positions, place_batches
 from batchdesk.storage.batch_queries import (
     BatchRow,
-    batch_positions,
     batch_stats,
     batches_by_ids,
     count_batches,
@@ -26,7 +26,6 @@ from batchdesk.storage.batch_queries import (
     find_batch,
     list_batches,
     list_jobs,
-    place_batches,
 )
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import CreatedBatch

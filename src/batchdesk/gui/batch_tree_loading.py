@@ -21,15 +21,13 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 from batchdesk.domain.batch_query import MAX_PAGE_SIZE, BatchQuery
+from batchdesk.storage.batch_positions import PlacedBatch, batch_positions, place_batches
 from batchdesk.storage.batch_queries import (
     BatchRow,
     JobRow,
-    PlacedBatch,
-    batch_positions,
     count_batches,
     list_batches,
     list_jobs,
-    place_batches,
 )
 from batchdesk.storage.database import Database
 

@@ -178,7 +178,8 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _batch(row: tuple[Any, ...]) -> BatchRow:
+def batch_row(row: tuple[Any, ...]) -> BatchRow:
+    """A BatchRow from the columns of BATCH_COLUMNS, in that order."""
     return BatchRow(*row)
 
 
@@ -188,7 +189,8 @@ def _job(row: tuple[Any, ...]) -> JobRow:
     return JobRow(*values)
 
 
-def _where(query: BatchQuery) -> tuple[str, list[Any]]:
+def where_clause(query: BatchQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") of `query`'s filters and its bound values."""
     clauses: list[str] = []
     params: list[Any] = []
     if query.statuses:
@@ -204,22 +206,26 @@ def _where(query: BatchQuery) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def list_batches(connection: Connection, query: BatchQuery) -> list[BatchRow]:
-    """Return one page of batches matching `query`, in its order (ties broken by id)."""
-    where, params = _where(query)
+def order_clause(query: BatchQuery) -> str:
+    """`query`'s sort as SQL, ties broken by id so that every order is total."""
     direction = "DESC" if query.order is SortOrder.DESC else "ASC"
     nulls = "NULLS LAST" if query.order is SortOrder.DESC else "NULLS FIRST"
+    return f"{_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction}"
+
+
+def list_batches(connection: Connection, query: BatchQuery) -> list[BatchRow]:
+    """Return one page of batches matching `query`, in its order (ties broken by id)."""
+    where, params = where_clause(query)
     sql = (
         f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches{where} "
-        f"ORDER BY {_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction} "
-        "LIMIT %s OFFSET %s"
+        f"ORDER BY {order_clause(query)} LIMIT %s OFFSET %s"
     )
     rows = raw_connection(connection).execute(sql, [*params, query.limit, query.offset]).fetchall()
-    return [_batch(row) for row in rows]
+    return [batch_row(row) for row in rows]
 
 
 def count_batches(connection: Connection, query: BatchQuery) -> int:
-    where, params = _where(query)
+    where, params = where_clause(query)
     row = (
         raw_connection(connection)
         .execute(f"SELECT count(*) FROM batches{where}", params)
@@ -251,7 +257,7 @@ def find_batch(connection: Connection, reference: str) -> BatchRow:
         if parse_base_directory_name(text) is None and not _looks_like_uuid(text):
             hint = " (give a batch id or a name like PL_DXB_2026-11-28_batch-3)"
         raise NotFound(f"There is no batch {reference!r}{hint}.")
-    return _batch(row)
+    return batch_row(row)
 
 
 def _looks_like_uuid(text: str) -> bool:
@@ -367,64 +373,6 @@ def recount_batch(connection: Connection, batch_id: UUID) -> bool:
     return bool(row[0])
 
 
-@dataclass(frozen=True)
-class PlacedBatch:
-    """A batch and where it stands in a query's order: 0 is the first row."""
-
-    position: int
-    batch: BatchRow
-
-
-def _ranked(query: BatchQuery) -> tuple[str, list[Any]]:
-    # Every batch matching the filters with its row number in the order list_batches uses,
-    # so a position here is a row there.
-    where, params = _where(query)
-    direction = "DESC" if query.order is SortOrder.DESC else "ASC"
-    nulls = "NULLS LAST" if query.order is SortOrder.DESC else "NULLS FIRST"
-    order = f"{_SORT_SQL[query.sort_by]} {direction} {nulls}, id {direction}"
-    sql = (
-        f"WITH ranked AS (SELECT id, row_number() OVER (ORDER BY {order}) - 1 AS position "
-        f"FROM batches{where}) "
-    )
-    return sql, params
-
-
-def place_batches(
-    connection: Connection, query: BatchQuery, ids: Collection[UUID]
-) -> list[PlacedBatch]:
-    """Return those of `ids` that match `query`'s filters, with their positions in its order.
-
-    A position counts every matching batch, not only those asked for, so a window showing the
-    first rows of a list learns where a changed or new batch now belongs. Ids of batches that
-    are gone or no longer match are left out; the query's page (offset, limit) is ignored.
-    """
-    if not ids:
-        return []
-    ranked, params = _ranked(query)
-    columns = ", ".join(f"b.{name}" for name in BATCH_COLUMNS)
-    sql = (
-        f"{ranked}SELECT r.position, {columns} FROM ranked r JOIN batches b ON b.id = r.id "
-        "WHERE r.id = ANY(%s) ORDER BY r.position"
-    )
-    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
-    return [PlacedBatch(int(row[0]), _batch(row[1:])) for row in rows]
-
-
-def batch_positions(
-    connection: Connection, query: BatchQuery, ids: Collection[UUID]
-) -> dict[UUID, int]:
-    """Return the positions in `query`'s order of those of `ids` that match its filters.
-
-    As place_batches, without reading the rows: for batches a window shows already.
-    """
-    if not ids:
-        return {}
-    ranked, params = _ranked(query)
-    sql = f"{ranked}SELECT id, position FROM ranked WHERE id = ANY(%s)"
-    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
-    return {row[0]: int(row[1]) for row in rows}
-
-
 def batches_by_ids(connection: Connection, ids: Collection[UUID]) -> list[BatchRow]:
     """Return the batches among `ids` that still exist, in id order."""
     if not ids:
@@ -437,4 +385,4 @@ def batches_by_ids(connection: Connection, ids: Collection[UUID]) -> list[BatchR
         )
         .fetchall()
     )
-    return [_batch(row) for row in rows]
+    return [batch_row(row) for row in rows]
