@@ -2,6 +2,8 @@
 work together: a drop becomes a batch in the tree, another workstation's change shows, delete
 asks first, closing gives jobs back."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from batchdesk.settings import AppPaths, Settings
+from tests.e2e.processes import environment_for
 from tests.factories import make_png
 
 from batchdesk.gui.background import BackgroundTasks
@@ -96,16 +99,29 @@ def test_a_change_made_by_another_workstation_appears(
     qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
     workspace.submit.submit_button.click()
     qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    workspace.tree.expand(workspace.model.index(0, 0))
+    qtbot.waitUntil(lambda: workspace.model.rowCount(workspace.model.index(0, 0)) == 1)
 
-    with psycopg.connect(database_conninfo) as conn:  # another workstation cancels the batch
-        conn.execute("UPDATE jobs SET status = 'cancelled'")
+    # Another workstation, a real process: a render node runs the job (this window runs none).
+    worker = ("worker", "--drain", "--threads", "1")
+    node = subprocess.run(
+        [sys.executable, "-m", "batchdesk", "--database-url", database_conninfo, *worker],
+        env=environment_for(tmp_path / "node"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert node.returncode == 0, node.stderr
 
-    def status() -> str | None:
-        row = workspace.model.batch_at(workspace.model.index(0, 0))
-        return row.status if row else None
+    def statuses() -> tuple[str | None, str | None]:
+        batch_index = workspace.model.index(0, 0)
+        batch = workspace.model.batch_at(batch_index)
+        job = workspace.model.job_at(workspace.model.index(0, 0, batch_index))
+        return (batch.status if batch else None, job.status if job else None)
 
-    qtbot.waitUntil(lambda: status() == "cancelled", timeout=30_000)
-    qtbot.waitUntil(lambda: workspace.stats.figure_text("cancelled") == "1", timeout=30_000)
+    qtbot.waitUntil(lambda: statuses() == ("completed", "completed"), timeout=30_000)
+    qtbot.waitUntil(lambda: workspace.stats.figure_text("completed") == "1", timeout=30_000)
 
 
 def test_delete_asks_first_naming_the_batch(
