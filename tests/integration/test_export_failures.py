@@ -1,7 +1,6 @@
 """A failed export (full disk, read-only or missing folder, Ctrl+C) leaves nothing behind."""
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,23 +12,8 @@ from batchdesk.export.folder_export import deliver_batch, export_job
 from batchdesk.export.zip_export import export_zip
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
+from tests.filesystems import mount_tmpfs
 from tests.integration.jobs_support import run_all_jobs, submit_paths
-
-
-def mount_tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A small real file system; tests that need one are skipped where mounting is not allowed."""
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
 
 
 @pytest.fixture

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="PostgreSQL server to use (also BATCHDESK_DATABASE_URL); default: embedded",
     )
     parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation end to end (window offscreen, embedded database in a "
+        "temporary home, one job, a zip) and exit 0 if it works",
+    )
+    parser.add_argument(
         "--no-error-dialogs",
         action="store_true",
         help="window: log bugs and print them instead of showing a dialog (for tests)",
@@ -154,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS: dict[str | None, tuple[str, str]] = {
     None: ("batchdesk.cli.batch_commands", "cmd_gui"),
     "gui": ("batchdesk.cli.batch_commands", "cmd_gui"),
+    "self-test": ("batchdesk.cli.batch_commands", "cmd_self_test"),
     "submit": ("batchdesk.cli.batch_commands", "cmd_submit"),
     "list": ("batchdesk.cli.batch_commands", "cmd_list"),
     "show": ("batchdesk.cli.batch_commands", "cmd_show"),
@@ -180,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         args = build_parser().parse_args(argv)
-        module, name = COMMANDS[args.command]
+        module, name = COMMANDS["self-test" if args.self_test else args.command]
         command: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), name
         )

@@ -1,8 +1,10 @@
 """The batch commands: gui, submit, list, show, stats, delete."""
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from batchdesk.app import open_app
 from batchdesk.cli.output import ProgressLine, err, local_time, print_json, short, table
@@ -22,9 +24,10 @@ from batchdesk.storage.submission import SubmissionRequest, current_user, submit
 MAX_LISTED_SKIPS = 20
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
+def _window_module(name: str) -> ModuleType:
+    """Import batchdesk.gui.NAME; a machine without Qt's libraries gets a sentence, not a trace."""
     try:
-        from batchdesk.gui.application import run_gui
+        return importlib.import_module(f"batchdesk.gui.{name}")
     except ImportError as exc:
         if not (exc.name or "").startswith(("PySide6", "shiboken6")):
             raise  # our bug, not the machine's
@@ -32,7 +35,15 @@ def cmd_gui(args: argparse.Namespace) -> int:
             f"The window cannot start: {exc}. Install the system libraries Qt needs "
             "(scripts/install does it as root; the README lists them), or use the command line."
         ) from exc
-    return run_gui(args.database_url, error_dialogs=not args.no_error_dialogs)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    run_gui = _window_module("application").run_gui
+    return int(run_gui(args.database_url, error_dialogs=not args.no_error_dialogs))
+
+
+def cmd_self_test(_args: argparse.Namespace) -> int:
+    return int(_window_module("self_test").run_self_test())
 
 
 def _report_skips(selection: FileSelection) -> None:

@@ -46,6 +46,11 @@ def _on_qt_message(kind: QtMsgType, _context: QMessageLogContext, message: str) 
         log.warning("%s", message)
 
 
+def route_qt_messages() -> None:
+    """Send Qt's own messages to our log from now on."""
+    qInstallMessageHandler(_on_qt_message)
+
+
 def app_icon() -> QIcon:
     return QIcon(str(files("batchdesk.gui") / "icons" / "batchdesk.svg"))
 
@@ -64,7 +69,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
 
 def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
     """Open the window and run until it closes; return the exit code."""
-    qInstallMessageHandler(_on_qt_message)
+    route_qt_messages()
     app = make_application()
     try:
         paths, settings = load_settings()
