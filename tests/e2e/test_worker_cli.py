@@ -6,13 +6,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.e2e.processes import COMMAND_TIMEOUT, environment_for, run_together
 from tests.factories import make_png
+from tests.integration.jobs_support import add_slow_pipeline
 
 
 @pytest.fixture
@@ -87,3 +90,49 @@ def test_ctrl_c_stops_a_worker_cleanly(home: Path) -> None:
     code, out, _err = batchdesk(home, "stats", "--json")
     assert code == 0
     assert json.loads(out)["processing"] == 0
+
+
+@pytest.mark.slow
+def test_sigterm_gives_back_the_running_job_and_exits_143(
+    tmp_path: Path, database_conninfo: str
+) -> None:
+    """A service stop (systemd sends SIGTERM) hands the job back for another worker."""
+    add_slow_pipeline(database_conninfo, seconds=60)
+    make_png(tmp_path / "in" / "PL_DXB191_v.png")
+    env = environment_for(tmp_path / "home")
+    database = ("--database-url", database_conninfo)
+    submitted = subprocess.run(
+        [sys.executable, "-m", "batchdesk", *database, "submit", tmp_path / "in", "-p", "slow"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "batchdesk", *database, "worker", "--threads", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+    def job() -> tuple[str, str | None]:
+        with psycopg.connect(database_conninfo) as conn:
+            row = conn.execute("SELECT status, worker FROM jobs").fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while job()[0] != "processing":
+        assert time.monotonic() < deadline, "the worker never started the job"
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGTERM)
+    _out, stderr = worker.communicate(timeout=COMMAND_TIMEOUT)
+
+    assert worker.returncode == 143, stderr
+    assert "Stopping: giving back the jobs that have not finished" in stderr
+    assert "Traceback" not in stderr
+    assert job() == ("queued", None)  # back in the queue, claimed by nobody

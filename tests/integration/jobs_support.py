@@ -1,6 +1,10 @@
 """Running real jobs for tests that need what a pipeline produced."""
 
+import json
+import sys
 from pathlib import Path
+
+import psycopg
 
 from batchdesk.domain.file_selection import select_files
 from batchdesk.jobs.default_pipelines import default_pipelines
@@ -33,3 +37,30 @@ def submit_paths(database: Database, paths: list[Path], pipeline: str = "origina
         ),
     )
     return result.batches[0].base_directory_name
+
+
+# A pipeline whose one step takes a while, so a test can act while a job is running.
+SLOW_COPY = "\n".join(
+    [
+        "import shutil, sys, time",
+        "time.sleep(float(sys.argv[3]))",
+        "shutil.copy(sys.argv[1], sys.argv[2])",
+    ]
+)
+
+
+def add_slow_pipeline(conninfo: str, seconds: float, name: str = "slow") -> str:
+    steps = [
+        {
+            "op": "external",
+            "args": [sys.executable, "-c", SLOW_COPY, "{input}", "{output}", str(seconds)],
+            "timeout": 120,
+        },
+        {"op": "output", "format": "png"},
+    ]
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(
+            "INSERT INTO pipelines (name, description, steps) VALUES (%s, 'slow copy', %s)",
+            (name, json.dumps(steps)),
+        )
+    return name

@@ -1,7 +1,6 @@
 """The runner on real PostgreSQL and real processes: jobs run once, crashes cost seconds."""
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -22,32 +21,7 @@ from batchdesk.storage import batch_queries, blob_store
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
 from tests.factories import make_batch, make_png
-
-# A pipeline whose one step takes a while, so a test can act while a job is running.
-SLOW_COPY = "\n".join(
-    [
-        "import shutil, sys, time",
-        "time.sleep(float(sys.argv[3]))",
-        "shutil.copy(sys.argv[1], sys.argv[2])",
-    ]
-)
-
-
-def add_slow_pipeline(conninfo: str, seconds: float, name: str = "slow") -> str:
-    steps = [
-        {
-            "op": "external",
-            "args": [sys.executable, "-c", SLOW_COPY, "{input}", "{output}", str(seconds)],
-            "timeout": 120,
-        },
-        {"op": "output", "format": "png"},
-    ]
-    with psycopg.connect(conninfo) as conn:
-        conn.execute(
-            "INSERT INTO pipelines (name, description, steps) VALUES (%s, 'slow copy', %s)",
-            (name, json.dumps(steps)),
-        )
-    return name
+from tests.integration.jobs_support import add_slow_pipeline
 
 
 def submit_files(database: Database, paths: list[Path], pipeline: str) -> SubmissionResult:

@@ -81,6 +81,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 threading.Event().wait()
         except KeyboardInterrupt:
             err("Stopping: giving back the jobs that have not finished...")
+        except SystemExit:  # SIGTERM (a service stop): the same, then exit 143 as killed
+            err("Stopping: giving back the jobs that have not finished...")
+            raise
         finally:
             if delivery is not None:
                 if args.drain:
