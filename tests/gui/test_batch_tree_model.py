@@ -398,3 +398,39 @@ def longest_run_in_order(ranks: list[int]) -> int:
             if ranks[j] < ranks[i]:
                 best[i] = max(best[i], best[j] + 1)
     return max(best, default=0)
+
+
+def test_a_long_list_is_read_a_page_at_a_time_as_it_is_scrolled(
+    qtbot: QtBot, database: Database, database_conninfo: str, tasks: BackgroundTasks
+) -> None:
+    elsewhere(
+        database_conninfo,
+        "INSERT INTO batches (customer_prefix, batch_date, batch_counter, base_directory_name,"
+        " pipeline) SELECT 'PL_DXB', date '2026-11-28', g,"
+        " 'PL_DXB_2026-11-28_batch-' || g, (SELECT min(name) FROM pipelines)"
+        " FROM generate_series(1, 300) AS g",
+    )
+    model = BatchTreeModel(database, tasks, page_size=20)
+    tree = BatchTreeView()
+    qtbot.addWidget(tree)
+    tree.setModel(model)
+    tree.resize(900, 600)
+    tree.show()
+    qtbot.waitExposed(tree)
+    qtbot.waitUntil(lambda: model.total_count == 300, timeout=15_000)
+    wait_idle(qtbot, model, tasks)
+    qtbot.wait(200)  # time for any further page the view would ask for
+    wait_idle(qtbot, model, tasks)
+
+    # Enough to fill the view and a screen more, not the whole list (QTreeView alone asks for
+    # page after page before it has laid out the rows it has).
+    opened_with = model.rowCount()
+    assert 20 <= opened_with <= 60
+
+    shown = opened_with
+    for _ in range(3):
+        tree.scrollToBottom()
+        qtbot.waitUntil(lambda before=shown: model.rowCount() > before, timeout=15_000)
+        wait_idle(qtbot, model, tasks)
+        shown = model.rowCount()
+    assert shown < 300

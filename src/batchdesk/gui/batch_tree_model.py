@@ -82,6 +82,10 @@ class BatchTreeModel(QAbstractItemModel):
         self._want_page = False
         self._pending = loading.NO_CHANGES
         self._loading = False
+        # Asked before a page of batches is read (the view sets it): does anyone need one now?
+        # QTreeView asks for the next page whenever it has not laid out the last row yet, so
+        # without this it reads every page of a long list, one after another, when it opens.
+        self.page_wanted: Callable[[], bool] | None = None
         self._reads = loading.ModelReads(
             tasks,
             alive=lambda: shiboken6.isValid(self),
@@ -210,6 +214,8 @@ class BatchTreeModel(QAbstractItemModel):
 
     def fetchMore(self, parent: Index) -> None:  # noqa: N802 - Qt override
         if not parent.isValid():
+            if self.page_wanted is not None and not self.page_wanted():
+                return  # the view does not show the end of the list: no page is needed yet
             # A page on its way makes the view ask again when it arrives; otherwise remember.
             if not self._page_coming:
                 self._want_page = True

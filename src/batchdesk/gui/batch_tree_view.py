@@ -298,6 +298,7 @@ class BatchTreeView(QTreeView):
         self._show_sort_of(model)
         # Sorting on: header clicks call model.sort, which is SQL; the current one is a no-op.
         self.setSortingEnabled(True)
+        model.page_wanted = self._page_wanted
         model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
         model.modelReset.connect(self._on_model_reset)
         model.rowsInserted.connect(self._on_model_rows_inserted)
@@ -434,6 +435,19 @@ class BatchTreeView(QTreeView):
                 self.selectionModel().setCurrentIndex(
                     index, QItemSelectionModel.SelectionFlag.NoUpdate
                 )
+
+    def _page_wanted(self) -> bool:
+        """True when the last loaded batch is within a screen of the visible rows.
+
+        Qt asks for the next page when the scroll bar reaches its end and after each layout;
+        before its first layout of new rows it asks regardless, which this answers no to.
+        """
+        model = self.batch_model()
+        if model is None or model.rowCount() == 0:
+            return True
+        self.executeDelayedItemsLayout()  # where the rows are now, not before the last page
+        last = self.visualRect(model.index(model.rowCount() - 1, 0))
+        return last.isValid() and last.top() <= 2 * self.viewport().height()
 
     def _fetch_visible_jobs(self) -> None:
         # Qt fetches more of an expanded batch's jobs only at the very bottom of the scroll
