@@ -22,6 +22,9 @@ fi
 echo "Installing PyInstaller and batchdesk (from this checkout) into build/venv..." >&2
 build/venv/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/requirements.txt
 # Not editable: the bundle must hold the package as installed, with its data files.
+# setuptools builds in build/lib and never deletes there: a module removed from src/ would
+# still be installed (and bundled) from an earlier build's copy.
+rm -rf build/lib build/bdist.*
 build/venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
 build/venv/bin/python -m pip install --quiet --disable-pip-version-check .
 version=$(build/venv/bin/python -c 'import batchdesk; print(batchdesk.__version__)')
