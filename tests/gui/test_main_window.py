@@ -59,6 +59,10 @@ def test_an_unreachable_database_is_said_and_retried_without_a_crash(
     assert "unreachable" in window.status.connection_text
     assert window.workspace is None
     assert not window.actions.add_files.isEnabled()
+    # A first start never opens wider or taller than the screen (a laptop's, here 800 x 600).
+    room = window.screen().availableGeometry()
+    assert window.width() <= room.width()
+    assert window.height() <= room.height()
 
 
 def test_a_dropped_file_becomes_a_batch_in_the_tree(

@@ -281,6 +281,11 @@ class MainWindow(QMainWindow):
         geometry = self.window_state.value("window/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        else:  # first start: the default size, but never larger than the screen (a laptop)
+            screen = QGuiApplication.primaryScreen()
+            if screen is not None:
+                room = screen.availableGeometry().size() * 0.92
+                self.resize(self.size().boundedTo(room))
         state = self.window_state.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
