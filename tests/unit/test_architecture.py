@@ -66,3 +66,23 @@ def test_the_check_sees_imports_at_all() -> None:
     # Guards the two tests above against passing because they look at nothing.
     assert len(python_files(outside="gui")) > 10
     assert "batchdesk.domain.naming" in imported_modules(SRC / "settings.py")
+
+
+def test_the_fast_schema_check_knows_the_newest_migration() -> None:
+    """upgrade() skips Alembic when the stored revision is HEAD_REVISION: it must be the head."""
+    from batchdesk.storage import migrations_runner
+
+    assert migrations_runner.head_revision() == migrations_runner.HEAD_REVISION
+
+
+def test_opening_the_app_does_not_import_alembic_or_keyring() -> None:
+    """Both cost a few hundred ms at every start; they are imported only when needed."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, batchdesk.app, batchdesk.storage.database; "
+        "print(sorted(m for m in ('alembic', 'keyring') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -12,8 +12,6 @@ import getpass
 import logging
 import os
 
-import keyring
-import keyring.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from batchdesk.errors import KnownError
@@ -50,6 +48,8 @@ def store_password(conninfo: str, password: str) -> None:
         KnownError: no keyring is usable here, or it refused; the sentence never holds the
             password.
     """
+    import keyring.errors  # here, not at the top: a few dozen ms that most starts never need
+
     key = credential_key(conninfo)
     try:
         keyring.set_password(SERVICE, key, password)
@@ -68,6 +68,8 @@ def store_password(conninfo: str, password: str) -> None:
 
 def forget_password(conninfo: str) -> None:
     """Remove the keyring's password for `conninfo`; nothing stored, or no keyring, is fine."""
+    import keyring.errors
+
     key = credential_key(conninfo)
     try:
         keyring.delete_password(SERVICE, key)
@@ -81,6 +83,8 @@ def forget_password(conninfo: str) -> None:
 
 def stored_password(conninfo: str) -> str | None:
     """Return the keyring's password for `conninfo`, or None (also when there is no keyring)."""
+    import keyring.errors
+
     key = credential_key(conninfo)
     try:
         return keyring.get_password(SERVICE, key)
