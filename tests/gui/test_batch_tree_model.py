@@ -434,3 +434,62 @@ def test_a_long_list_is_read_a_page_at_a_time_as_it_is_scrolled(
         wait_idle(qtbot, model, tasks)
         shown = model.rowCount()
     assert shown < 300
+
+
+def test_an_expanded_large_batch_reads_its_jobs_a_page_at_a_time(
+    qtbot: QtBot, database: Database, database_conninfo: str, tasks: BackgroundTasks, tmp_path: Path
+) -> None:
+    batch = submit(database, tmp_path, files=1)
+    elsewhere(
+        database_conninfo,
+        "INSERT INTO jobs (batch_id, position, file_name, input_sha256, input_size, pipeline)"
+        " SELECT j.batch_id, g, 'copy_' || g || '.png', j.input_sha256, j.input_size, j.pipeline"
+        " FROM jobs j, generate_series(1, 199) AS g WHERE j.batch_id = %s",
+        (batch.id,),
+    )
+    elsewhere(database_conninfo, "UPDATE batches SET total_files = 200 WHERE id = %s", (batch.id,))
+    model = BatchTreeModel(database, tasks, job_page_size=10)
+    tree = BatchTreeView()
+    qtbot.addWidget(tree)
+    tree.setModel(model)
+    tree.resize(900, 400)
+    tree.show()
+    qtbot.waitExposed(tree)
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=15_000)
+    index = model.index(0, 0)
+
+    tree.expand(index)
+    qtbot.waitUntil(lambda: model.rowCount(index) >= 10, timeout=15_000)
+    qtbot.wait(300)  # time for any further page the view would ask for
+    wait_idle(qtbot, model, tasks)
+
+    # A screen or two of jobs, not all 200 (QTreeView alone asks until it has them all).
+    assert 10 <= model.rowCount(index) <= 60
+    tree.scrollToBottom()
+    qtbot.waitUntil(lambda: model.rowCount(index) > 60 or not model.canFetchMore(index))
+    wait_idle(qtbot, model, tasks)
+
+
+def test_a_batch_hidden_by_a_filter_comes_back_expanded(
+    qtbot: QtBot,
+    view: BatchTreeView,
+    model: BatchTreeModel,
+    database: Database,
+    tasks: BackgroundTasks,
+    tmp_path: Path,
+) -> None:
+    kept = submit(database, tmp_path, files=2, prefix="AC_ME")
+    submit(database, tmp_path, files=1, prefix="PL_DXB")
+    model.refresh()
+    qtbot.waitUntil(lambda: model.rowCount() == 2)
+    wait_idle(qtbot, model, tasks)
+    view.expand(model.index_of_batch(kept.id))
+    qtbot.waitUntil(lambda: model.rowCount(model.index_of_batch(kept.id)) == 2)
+
+    model.set_query(BatchQuery(customer_prefix="PL_DXB"))  # hides it
+    qtbot.waitUntil(lambda: names(model, "customer_prefix") == ["PL_DXB"])
+    wait_idle(qtbot, model, tasks)
+    model.set_query(BatchQuery())  # brings it back
+    qtbot.waitUntil(lambda: model.rowCount() == 2)
+    qtbot.waitUntil(lambda: view.isExpanded(model.index_of_batch(kept.id)))
+    wait_idle(qtbot, model, tasks)

@@ -82,10 +82,11 @@ class BatchTreeModel(QAbstractItemModel):
         self._want_page = False
         self._pending = loading.NO_CHANGES
         self._loading = False
-        # Asked before a page of batches is read (the view sets it): does anyone need one now?
-        # QTreeView asks for the next page whenever it has not laid out the last row yet, so
-        # without this it reads every page of a long list, one after another, when it opens.
-        self.page_wanted: Callable[[], bool] | None = None
+        # Asked before a page of batches (parent: the root) or of a batch's jobs is read (the
+        # view sets it): does anyone need it now? QTreeView asks for the next page whenever it
+        # has not laid out the last row yet, so without this it reads every page of a long
+        # list, or of a large expanded batch, one after another.
+        self.page_wanted: Callable[[Index], bool] | None = None
         self._reads = loading.ModelReads(
             tasks,
             alive=lambda: shiboken6.isValid(self),
@@ -213,9 +214,9 @@ class BatchTreeModel(QAbstractItemModel):
         return len(node.jobs) < node.row.total_files
 
     def fetchMore(self, parent: Index) -> None:  # noqa: N802 - Qt override
+        if self.page_wanted is not None and not self.page_wanted(parent):
+            return  # the view does not show the end of the list: no page is needed yet
         if not parent.isValid():
-            if self.page_wanted is not None and not self.page_wanted():
-                return  # the view does not show the end of the list: no page is needed yet
             # A page on its way makes the view ask again when it arrives; otherwise remember.
             if not self._page_coming:
                 self._want_page = True

@@ -285,6 +285,7 @@ class BatchTreeView(QTreeView):
         self._restore_timer.timeout.connect(self._restore_rows)
         self.verticalScrollBar().valueChanged.connect(self._fetch_timer.start)
         self.expanded.connect(self._on_self_expanded)
+        self.collapsed.connect(self._on_self_collapsed)
 
     def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802 - Qt override
         if model is not None and not isinstance(model, BatchTreeModel):
@@ -385,12 +386,21 @@ class BatchTreeView(QTreeView):
         if model is not None and model.canFetchMore(index):
             model.fetchMore(index)
 
+    def _on_self_collapsed(self, index: QModelIndex) -> None:
+        model = self.batch_model()
+        batch = model.batch_at(index) if model is not None else None
+        if batch is not None:
+            self._expanded_before.discard(batch.id)
+
     def _on_model_about_to_be_reset(self) -> None:
         model = self.batch_model()
         if model is None or model.rowCount() == 0:
             return  # no rows yet since the last reset: what it noted still stands
         rows = [model.index(row, 0) for row in range(model.rowCount())]
-        self._expanded_before = {
+        shown = {batch.id for batch in map(model.batch_at, rows) if batch is not None}
+        # Batches shown now are as they are; one expanded earlier and hidden by a filter stays
+        # remembered, to open again when a filter brings it back.
+        self._expanded_before = (self._expanded_before - shown) | {
             batch.id
             for index in rows
             if self.isExpanded(index) and (batch := model.batch_at(index)) is not None
@@ -436,17 +446,17 @@ class BatchTreeView(QTreeView):
                     index, QItemSelectionModel.SelectionFlag.NoUpdate
                 )
 
-    def _page_wanted(self) -> bool:
-        """True when the last loaded batch is within a screen of the visible rows.
+    def _page_wanted(self, parent: Index) -> bool:
+        """True when the last loaded row under `parent` is within a screen of the visible rows.
 
         Qt asks for the next page when the scroll bar reaches its end and after each layout;
         before its first layout of new rows it asks regardless, which this answers no to.
         """
         model = self.batch_model()
-        if model is None or model.rowCount() == 0:
-            return True
+        if model is None or model.rowCount(parent) == 0:
+            return True  # the first page: the list opens, or a batch was expanded
         self.executeDelayedItemsLayout()  # where the rows are now, not before the last page
-        last = self.visualRect(model.index(model.rowCount() - 1, 0))
+        last = self.visualRect(model.index(model.rowCount(parent) - 1, 0, parent))
         return last.isValid() and last.top() <= 2 * self.viewport().height()
 
     def _fetch_visible_jobs(self) -> None:
