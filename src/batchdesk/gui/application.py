@@ -24,7 +24,6 @@ from batchdesk.errors import KnownError
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.crash_handler import install_crash_handler
-from batchdesk.gui.main_window import MainWindow
 from batchdesk.gui.session import DatabaseSession
 
 HEADLESS_PLATFORMS = frozenset({"offscreen", "minimal"})
@@ -80,6 +79,12 @@ def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
     tasks = BackgroundTasks(parent=app)
     tasks.bug_raised.connect(crash_handler.report_exception)
     session = DatabaseSession(tasks, database_url)
+    # The database opens on a pool thread (keyring, connect, schema check: ~0.3 s to a server)
+    # while this thread imports the window's modules (~0.3 s); its answer waits in the event
+    # queue until app.exec(), by which time the window is listening.
+    session.open()
+    from batchdesk.gui.main_window import MainWindow
+
     window_state = QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
     window = MainWindow(session, tasks, paths, settings, window_state=window_state)
     exit_code = 0
@@ -96,7 +101,6 @@ def run_gui(database_url: str | None, *, error_dialogs: bool = True) -> int:
     session.refused.connect(refuse)
     window.show()
     crash_handler.show_previous_crash(window)  # a hard crash last time: offer its report
-    session.open()
     try:
         code = app.exec()
         return exit_code or code

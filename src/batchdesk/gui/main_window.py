@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
 
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
-        self.waiting = QLabel("Starting...")
+        self.waiting = QLabel("Connecting to the database...")
         self.waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.waiting.setWordWrap(True)
         self.waiting.setObjectName("waiting-page")
