@@ -1,5 +1,10 @@
-"""`batchdesk --self-test`: the installed program proves itself, and says where it broke."""
+"""`batchdesk --self-test`: the installed program proves itself, and says where it broke.
 
+Each test runs the real program as a subprocess with a home folder of its own (HOME and
+BATCHDESK_HOME) that the self-test must never write to, and its own TMPDIR for the temporary home.
+"""
+
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,17 +15,20 @@ import pytest
 from tests.e2e.processes import environment_for
 from tests.filesystems import mount_tmpfs
 
-pytestmark = pytest.mark.slow
+XDG_HOMES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
 
 
-def self_test(tmp_path: Path, temp_folder: Path) -> subprocess.CompletedProcess[str]:
-    env = environment_for(tmp_path / "user-home") | {
-        "TMPDIR": str(temp_folder),
-        "QT_QPA_PLATFORM": "offscreen",
+def self_test(user_home: Path, temp_folder: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run `batchdesk --self-test` as the user whose home is `user_home`, with TMPDIR set."""
+    env = {
+        key: value
+        for key, value in environment_for(user_home).items()
+        if key not in XDG_HOMES  # so every per-user folder defaults to one inside HOME
     }
+    env |= {"HOME": str(user_home), "TMPDIR": str(temp_folder), "QT_QPA_PLATFORM": "offscreen"}
     return subprocess.run(
         [sys.executable, "-m", "batchdesk", "--self-test"],
-        env=env,
+        env=env | extra,
         capture_output=True,
         text=True,
         timeout=300,
@@ -29,11 +37,25 @@ def self_test(tmp_path: Path, temp_folder: Path) -> subprocess.CompletedProcess[
 
 
 def postgres_serving(folder: Path) -> list[str]:
-    """Command lines of PostgreSQL servers whose data directory is under `folder`."""
+    """Command lines of PostgreSQL servers whose data directory is under `folder`.
+
+    The machine may run other servers (a system PostgreSQL, other tests' embedded ones).
+    """
     found = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     return [
         line for line in found.stdout.splitlines() if "postgres" in line and str(folder) in line
     ]
+
+
+def self_test_homes(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith("batchdesk-self-test")]
+
+
+@pytest.fixture
+def temp(tmp_path: Path) -> Path:
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    return folder
 
 
 @pytest.fixture
@@ -42,24 +64,37 @@ def small_temp(tmp_path: Path) -> Iterator[Path]:
     yield from mount_tmpfs(tmp_path / "small-temp", "size=1m,mode=1777")
 
 
-def test_the_self_test_passes_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    temp = tmp_path / "temp"
-    temp.mkdir()
+def test_help_lists_the_self_test() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batchdesk", "--help"], capture_output=True, text=True, check=True
+    )
 
-    done = self_test(tmp_path, temp)
+    assert "--self-test" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_self_test_passes_and_leaves_nothing_behind(tmp_path: Path, temp: Path) -> None:
+    user_home = tmp_path / "user-home"
+
+    done = self_test(user_home, temp)
 
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     assert line.startswith("self-test passed: PL_DXB_")
     assert "_batch-1, 1 job, zip " in line
+    assert line.endswith(" s")
     # The temporary home is gone (a socket folder, batchdesk-UID, may stay for the next run).
-    assert [p.name for p in temp.iterdir() if p.name.startswith("batchdesk-self-test")] == []
+    assert self_test_homes(temp) == []
     assert postgres_serving(temp) == []  # and its embedded server stopped
-    assert not (tmp_path / "user-home").exists()  # the user's own home was never touched
+    # Neither the user's settings, database and window state nor anything else in HOME.
+    assert not user_home.exists()
 
 
-def test_a_failing_step_is_named_with_a_non_zero_exit(tmp_path: Path, small_temp: Path) -> None:
-    done = self_test(tmp_path, small_temp)
+@pytest.mark.slow
+def test_a_full_disk_fails_at_start_database_and_keeps_the_logs(
+    tmp_path: Path, small_temp: Path
+) -> None:
+    done = self_test(tmp_path / "user-home", small_temp)
 
     assert done.returncode == 1
     assert done.stdout == ""
@@ -70,3 +105,35 @@ def test_a_failing_step_is_named_with_a_non_zero_exit(tmp_path: Path, small_temp
         f"Its files (logs included) are kept in {small_temp}/batchdesk-self-test"
     )
     assert postgres_serving(small_temp) == []
+
+
+def test_a_window_that_cannot_open_is_named_instead_of_an_abort(tmp_path: Path, temp: Path) -> None:
+    # What a workstation missing Qt's system libraries looks like: no platform plugin loads.
+    done = self_test(tmp_path / "user-home", temp, QT_QPA_PLATFORM="no-such-platform")
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    failed = done.stderr.strip().splitlines()[-1]
+    assert failed.startswith("self-test failed at open window: ")
+    assert "no Qt platform plugin could be initialized" in failed
+    assert '"no-such-platform"' in failed
+    assert self_test_homes(temp) == []  # nothing worth keeping was written yet
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's embedded server opens folders")
+def test_as_root_a_temporary_folder_inside_home_is_refused(tmp_path: Path) -> None:
+    user_home = tmp_path / "root-home"
+    temp = user_home / "tmp"
+    temp.mkdir(parents=True)
+    user_home.chmod(0o700)
+
+    done = self_test(user_home, temp)
+
+    assert done.returncode == 1
+    failed = done.stderr.strip().splitlines()[-1]
+    assert failed.startswith(
+        f"self-test failed at temporary home: run as root, the embedded server would open "
+        f"{user_home} to every user"
+    )
+    assert list(temp.iterdir()) == []
+    assert user_home.stat().st_mode & 0o777 == 0o700  # still private

