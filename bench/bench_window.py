@@ -1452,7 +1452,7 @@ def summarise_filters(session: dict[str, Any]) -> bool:
     )
     typed_times = [r["seconds"] for r in typed]
     print(
-        f"  search typed, no Enter (250 ms debounce): median {ms(median(typed_times))}, "
+        f"  search typed, no Enter ({DEBOUNCE_MS} ms debounce): median {ms(median(typed_times))}, "
         f"max {ms(max(typed_times))}   {pass_if(median(typed_times) < TARGET_FILTER)}"
     )
     ok = mid < TARGET_FILTER
@@ -1511,6 +1511,7 @@ def measure_opens(
     workdir: Path, conninfo: str, spec: dict[str, Any], repeat: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Alternate bare and window processes, `repeat` of each."""
+
     windows, bares = [], []
     for i in range(repeat):
         order = ("bare", "window") if i % 2 == 0 else ("window", "bare")
