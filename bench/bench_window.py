@@ -1430,6 +1430,8 @@ def median(values: list[float]) -> float:
 
 
 def summarise_filters(session: dict[str, Any]) -> bool:
+    from batchdesk.gui.filter_bar import DEBOUNCE_MS
+
     results = session["filters"]
     print(f"\nFilters: {len(results)} changes through the filter bar's widgets")
     for r in results:
@@ -1452,7 +1454,8 @@ def summarise_filters(session: dict[str, Any]) -> bool:
     )
     typed_times = [r["seconds"] for r in typed]
     print(
-        f"  search typed, no Enter ({DEBOUNCE_MS} ms debounce): median {ms(median(typed_times))}, "
+        f"  search typed, no Enter ({DEBOUNCE_MS} ms debounce): "
+        f"median {ms(median(typed_times))}, "
         f"max {ms(max(typed_times))}   {pass_if(median(typed_times) < TARGET_FILTER)}"
     )
     ok = mid < TARGET_FILTER
