@@ -1514,7 +1514,6 @@ def measure_opens(
     workdir: Path, conninfo: str, spec: dict[str, Any], repeat: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Alternate bare and window processes, `repeat` of each."""
-
     windows, bares = [], []
     for i in range(repeat):
         order = ("bare", "window") if i % 2 == 0 else ("window", "bare")
