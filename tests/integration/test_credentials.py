@@ -5,6 +5,7 @@ studio's desktop keyring would be; `keyring.backends.fail.Keyring` is what a hea
 without one gets.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import psycopg
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from batchdesk.errors import DatabaseUnavailable, KnownError
 from batchdesk.settings import AppPaths
 from batchdesk.storage import credentials
 from batchdesk.storage.conninfo import strip_password
 from batchdesk.storage.database import Database, DatabaseTarget, server_version
+from tests.database_fixtures import TestServer
 
 SECRET = "kr-s3cret pa'ss"
 
@@ -37,8 +41,10 @@ class MemoryKeyring(KeyringBackend):
     def __init__(self) -> None:
         super().__init__()
         self.passwords: dict[tuple[str, str], str] = {}
+        self.asked: list[str] = []
 
     def get_password(self, service: str, username: str) -> str | None:
+        self.asked.append(username)
         return self.passwords.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
@@ -132,22 +138,75 @@ def test_without_a_keyring_connections_go_on_and_storing_says_where_to_put_it(
     assert SECRET not in caplog.text
 
 
-def test_database_open_connects_with_the_keyring_password_and_never_shows_it(
-    memory_keyring: MemoryKeyring, database_conninfo: str, tmp_path: Path
-) -> None:
-    conninfo = strip_password(database_conninfo)
-    credentials.store_password(conninfo, SECRET)
+@pytest.fixture
+def password_server(embedded_server: TestServer) -> Iterator[str]:
+    """A role on the embedded test server that must give a password; yields its conninfo.
+
+    Only this role's lines are added to the server's pg_hba.conf (ahead of its `trust` ones),
+    and they are taken out again afterwards.
+    """
+    role = f"batchdesk_pw_{os.getpid()}"
+    name = embedded_server.create_database()
+    with psycopg.connect(embedded_server.admin_conninfo, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(SECRET)
+            )
+        )
+        hba = Path(str(admin.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        original = hba.read_text()
+        lines = "".join(
+            f"{kind} all {role} {where} scram-sha-256\n"
+            for kind, where in (("local", ""), ("host", "127.0.0.1/32"), ("host", "::1/128"))
+        )
+        hba.write_text(lines + original)
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        yield make_conninfo(embedded_server.conninfo(name), user=role)
+    finally:
+        with psycopg.connect(embedded_server.admin_conninfo, autocommit=True) as admin:
+            hba.write_text(original)
+            admin.execute("SELECT pg_reload_conf()")
+            embedded_server.drop_database(name)
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def open_database(conninfo: str, tmp_path: Path) -> Database:
     paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "logs")
-    database = Database.open(DatabaseTarget(conninfo, "test"), paths)
+    return Database.open(DatabaseTarget(conninfo, "test"), paths)
+
+
+def test_a_server_that_asks_for_a_password_gets_the_keyrings_and_never_shows_it(
+    memory_keyring: MemoryKeyring, password_server: str, tmp_path: Path
+) -> None:
+    credentials.store_password(password_server, SECRET)
+    database = open_database(password_server, tmp_path)
     try:
         with database.engine.connect() as connection:
             raw = connection.connection.dbapi_connection
             assert isinstance(raw, psycopg.Connection)
-            # What libpq was given (a trusting test server accepts any password).
             assert raw.info.password == SECRET
         assert SECRET not in database.description
     finally:
         database.close()
+
+
+def test_a_server_that_asks_for_a_password_the_keyring_lacks_says_so(
+    memory_keyring: MemoryKeyring, password_server: str, tmp_path: Path
+) -> None:
+    with pytest.raises(DatabaseUnavailable, match="password") as raised:
+        open_database(password_server, tmp_path)
+    assert str(raised.value).startswith("Cannot use the database ")
+
+
+def test_a_server_that_needs_no_password_is_reached_without_asking_the_keyring(
+    memory_keyring: MemoryKeyring, database_conninfo: str, tmp_path: Path
+) -> None:
+    conninfo = strip_password(database_conninfo)
+    credentials.store_password(conninfo, SECRET)
+    database = open_database(conninfo, tmp_path)
+    database.close()
+    assert memory_keyring.asked == []  # the desktop keyring's probe costs every start time
 
 
 def test_a_refused_connection_never_shows_the_keyring_password(

@@ -128,20 +128,33 @@ class Database:
         paths: AppPaths,
         on_status: Callable[[str], None] | None = None,
     ) -> "Database":
-        """Start or reach the database and check that it answers."""
-        embedded: EmbeddedServer | None = None
+        """Start or reach the database and check that it answers.
+
+        A server is tried first as configured (libpq's own `~/.pgpass` and `PG*` variables
+        apply); the keyring is asked for a password only when the server asks for one, because
+        asking it costs a desktop-keyring probe (~0.1-0.3 s) on every start.
+        """
         if target.conninfo is None:
             embedded = EmbeddedServer(paths.pgdata)
             conninfo = embedded.start(on_status)
-            description = f"embedded database in {paths.pgdata}"
-        else:
-            # Described before the keyring adds a password, so the description cannot hold one.
-            description = conninfo_text.describe(target.conninfo)
-            conninfo = credentials.conninfo_with_keyring_password(target.conninfo)
-        engine = make_engine(conninfo)
-        database = cls(engine, description, conninfo, embedded)
+            return cls._reach(conninfo, f"embedded database in {paths.pgdata}", embedded)
+        # Described before the keyring adds a password, so the description cannot hold one.
+        description = conninfo_text.describe(target.conninfo)
         try:
-            with translate_errors(description), engine.connect() as connection:
+            return cls._reach(target.conninfo, description, None)
+        except DatabaseUnavailable as exc:
+            if not _asks_for_a_password(exc):
+                raise
+            with_password = credentials.conninfo_with_keyring_password(target.conninfo)
+            if with_password == target.conninfo:
+                raise  # the keyring has none either: libpq's sentence says what is missing
+            return cls._reach(with_password, description, None)
+
+    @classmethod
+    def _reach(cls, conninfo: str, description: str, embedded: EmbeddedServer | None) -> "Database":
+        database = cls(make_engine(conninfo), description, conninfo, embedded)
+        try:
+            with translate_errors(description), database.engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
         except BaseException:
             database.close()
@@ -178,6 +191,20 @@ def translate_errors(description: str) -> Iterator[None]:
         if _is_connection_problem(exc):
             raise DatabaseUnavailable(_unavailable_message(description, exc)) from exc
         raise
+
+
+def _asks_for_a_password(error: DatabaseUnavailable) -> bool:
+    """True when the server refused for want of a (right) password."""
+    cause = error.__cause__
+    original = cause.orig if isinstance(cause, OperationalError) else cause
+    if not isinstance(original, psycopg.Error):
+        return False
+    text = str(original)
+    return (
+        original.sqlstate == "28P01"
+        or "no password supplied" in text
+        or ("password authentication failed" in text)
+    )
 
 
 def _is_connection_problem(exc: psycopg.Error) -> bool:
