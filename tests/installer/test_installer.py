@@ -77,7 +77,15 @@ def test_the_deb_installs_runs_its_self_test_and_removes_cleanly(deb: Path, tmp_
         version = run("/usr/bin/batchdesk", "--version")
         assert version.stdout.strip() == f"batchdesk {__version__}"
 
-        env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path), "HOME": str(tmp_path)}
+        # As root the self-test refuses a TMPDIR inside HOME (the embedded server would open
+        # HOME to all users), so the two are apart, as /tmp and /root are.
+        (tmp_path / "tmp").mkdir()
+        (tmp_path / "home").mkdir()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "TMPDIR": str(tmp_path / "tmp"),
+            "HOME": str(tmp_path / "home"),
+        }
         checked = subprocess.run(
             ["/usr/bin/batchdesk", "--self-test"],
             env=env,
@@ -101,11 +109,11 @@ def test_the_deb_installs_runs_its_self_test_and_removes_cleanly(deb: Path, tmp_
             verified = run("systemd-analyze", "verify", unit)
             assert verified.returncode == 0, verified.stderr
     finally:
-        removed = run("dpkg", "-r", "batchdesk")
+        removed = run("dpkg", "--purge", "batchdesk")  # as `apt purge`: not even dpkg's record
     assert removed.returncode == 0, removed.stderr
     assert not installed()
     left = [str(path) for path in INSTALLED if path.exists()]
-    assert left == [], f"dpkg -r left {left}"
+    assert left == [], f"dpkg --purge left {left}"
     assert not Path("/opt/batchdesk").exists()
 
 
