@@ -76,15 +76,19 @@ def model(qtbot: QtBot, database: Database, tasks: BackgroundTasks) -> Iterator[
     wait_idle(qtbot, tree, tasks)
 
 
-@pytest.fixture
-def view(qtbot: QtBot, model: BatchTreeModel) -> BatchTreeView:
+def shown_view(qtbot: QtBot, model: BatchTreeModel, height: int = 600) -> BatchTreeView:
     tree = BatchTreeView()
     qtbot.addWidget(tree)
     tree.setModel(model)
-    tree.resize(900, 600)
+    tree.resize(900, height)
     tree.show()
     qtbot.waitExposed(tree)
     return tree
+
+
+@pytest.fixture
+def view(qtbot: QtBot, model: BatchTreeModel) -> BatchTreeView:
+    return shown_view(qtbot, model)
 
 
 def test_the_model_passes_the_model_tester_loaded_and_while_it_changes(
@@ -411,12 +415,7 @@ def test_a_long_list_is_read_a_page_at_a_time_as_it_is_scrolled(
         " FROM generate_series(1, 300) AS g",
     )
     model = BatchTreeModel(database, tasks, page_size=20)
-    tree = BatchTreeView()
-    qtbot.addWidget(tree)
-    tree.setModel(model)
-    tree.resize(900, 600)
-    tree.show()
-    qtbot.waitExposed(tree)
+    tree = shown_view(qtbot, model)
     qtbot.waitUntil(lambda: model.total_count == 300, timeout=15_000)
     wait_idle(qtbot, model, tasks)
     qtbot.wait(200)  # time for any further page the view would ask for
@@ -449,12 +448,7 @@ def test_an_expanded_large_batch_reads_its_jobs_a_page_at_a_time(
     )
     elsewhere(database_conninfo, "UPDATE batches SET total_files = 200 WHERE id = %s", (batch.id,))
     model = BatchTreeModel(database, tasks, job_page_size=10)
-    tree = BatchTreeView()
-    qtbot.addWidget(tree)
-    tree.setModel(model)
-    tree.resize(900, 400)
-    tree.show()
-    qtbot.waitExposed(tree)
+    tree = shown_view(qtbot, model, height=400)
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=15_000)
     index = model.index(0, 0)
 

@@ -21,7 +21,14 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 from batchdesk.domain.batch_query import SortOrder
 from batchdesk.storage.database import Database
 from tests.database_fixtures import TestServer
-from tests.gui.test_batch_tree_model import elsewhere, names, set_job_statuses, submit, wait_idle
+from tests.gui.test_batch_tree_model import (
+    elsewhere,
+    names,
+    set_job_statuses,
+    shown_view,
+    submit,
+    wait_idle,
+)
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.batch_tree_items import DESCRIPTION_COLUMN, PROGRESS_COLUMN, STATUS_COLUMN
@@ -79,13 +86,7 @@ def model(qtbot: QtBot, database: Database, tasks: BackgroundTasks) -> Iterator[
 
 @pytest.fixture
 def view(qtbot: QtBot, model: BatchTreeModel) -> BatchTreeView:
-    tree = BatchTreeView()
-    qtbot.addWidget(tree)
-    tree.setModel(model)
-    tree.resize(900, 600)
-    tree.show()
-    qtbot.waitExposed(tree)
-    return tree
+    return shown_view(qtbot, model)
 
 
 # --- LiveUpdates on its own ----------------------------------------------------------------

@@ -39,6 +39,17 @@ def open_window(
     return window, session
 
 
+def submit_png(qtbot: QtBot, window: MainWindow, png: Path, batches_shown: int) -> None:
+    """Add one PNG as an artist would, submit it, and wait until the tree shows its batch."""
+    workspace = window.workspace
+    assert workspace is not None
+    window.add_paths([make_png(png)])
+    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
+    workspace.submit.submit_button.click()
+    qtbot.waitUntil(lambda: not workspace.submit.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: workspace.model.rowCount() == batches_shown, timeout=30_000)
+
+
 @pytest.fixture
 def closing() -> Iterator[list[tuple[MainWindow, DatabaseSession]]]:
     opened: list[tuple[MainWindow, DatabaseSession]] = []
@@ -99,10 +110,7 @@ def test_a_change_made_by_another_workstation_appears(
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
     workspace = window.workspace
     assert workspace is not None
-    window.add_paths([make_png(tmp_path / "in" / "QX_ABC1_a.png")])
-    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
-    workspace.submit.submit_button.click()
-    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    submit_png(qtbot, window, tmp_path / "in" / "QX_ABC1_a.png", batches_shown=1)
     workspace.tree.expand(workspace.model.index(0, 0))
     qtbot.waitUntil(lambda: workspace.model.rowCount(workspace.model.index(0, 0)) == 1)
 
@@ -141,10 +149,7 @@ def test_delete_asks_first_naming_the_batch(
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
     workspace = window.workspace
     assert workspace is not None
-    window.add_paths([make_png(tmp_path / "in" / "RN_LHR1_a.png")])
-    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
-    workspace.submit.submit_button.click()
-    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    submit_png(qtbot, window, tmp_path / "in" / "RN_LHR1_a.png", batches_shown=1)
     name = workspace.model.batch_at(workspace.model.index(0, 0)).base_directory_name
     workspace.tree.setCurrentIndex(workspace.model.index(0, 0))
     asked: list[str] = []
@@ -181,10 +186,7 @@ def test_an_empty_database_shows_figures_and_says_how_to_start(
     qtbot.waitUntil(lambda: workspace.stats.figure_text("total_batches") == "0", timeout=30_000)
     qtbot.waitUntil(lambda: "No batches yet" in workspace.tree.empty_text, timeout=30_000)
 
-    window.add_paths([make_png(tmp_path / "in" / "PL_DXB1_a.png")])
-    qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
-    workspace.submit.submit_button.click()
-    qtbot.waitUntil(lambda: workspace.model.rowCount() == 1, timeout=30_000)
+    submit_png(qtbot, window, tmp_path / "in" / "PL_DXB1_a.png", batches_shown=1)
     assert workspace.tree.empty_text == ""
 
     workspace.filters.text_field.setText("no such render")
@@ -201,12 +203,8 @@ def test_expanded_batches_are_expanded_again_next_time(
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
     workspace = window.workspace
     assert workspace is not None
-    for prefix in ("PL_DXB1", "QX_ABC1", "RN_LHR1"):
-        window.add_paths([make_png(tmp_path / "in" / prefix / f"{prefix}_a.png")])
-        qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
-        workspace.submit.submit_button.click()
-        qtbot.waitUntil(lambda: not workspace.submit.busy, timeout=30_000)
-    qtbot.waitUntil(lambda: workspace.model.rowCount() == 3, timeout=30_000)
+    for shown, prefix in enumerate(("PL_DXB1", "QX_ABC1", "RN_LHR1"), start=1):
+        submit_png(qtbot, window, tmp_path / "in" / prefix / f"{prefix}_a.png", shown)
     middle = workspace.model.index(1, 0)
     expanded_name = workspace.model.batch_at(middle).base_directory_name
     workspace.tree.expand(middle)
