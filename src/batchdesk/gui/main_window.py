@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.status.set_connection("connecting", text)
 
     def _on_session_unavailable(self, sentence: str) -> None:
+        sentence += f" Trying again every {self.session.retry_seconds} s."
         self.waiting.setText(f"The database cannot be reached.\n\n{sentence}")
         self.status.set_connection("unreachable", sentence)
 

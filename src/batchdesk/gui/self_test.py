@@ -192,9 +192,7 @@ def _open_window(home: Path) -> _Harness:
     session = DatabaseSession(tasks, None, environ=environ)
     problems: list[str] = []
     # The window would keep trying; a test says what went wrong once.
-    session.unavailable.connect(
-        lambda sentence: problems.append(sentence.split(" Trying again")[0])
-    )
+    session.unavailable.connect(problems.append)
     session.refused.connect(problems.append)
     tasks.bug_raised.connect(lambda error: problems.append(f"a bug ({error!r})."))
     state = QSettings(str(home / "window.ini"), QSettings.Format.IniFormat)

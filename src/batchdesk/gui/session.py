@@ -24,7 +24,7 @@ class DatabaseSession(QObject):
 
     status_changed = Signal(str)  # what is happening, for the status bar
     connected = Signal(object)  # the AppContext, once
-    unavailable = Signal(str)  # a sentence; another attempt follows
+    unavailable = Signal(str)  # a sentence; another attempt follows in retry_seconds
     refused = Signal(str)  # a sentence; waiting cannot help (a schema newer than this program)
     connection_lost = Signal(str)
     connection_restored = Signal()
@@ -48,6 +48,11 @@ class DatabaseSession(QObject):
         self._retry.timeout.connect(self.open)
         self._ping = QTimer(self, interval=PING_INTERVAL_MS)
         self._ping.timeout.connect(self._on_ping_timeout)
+
+    @property
+    def retry_seconds(self) -> int:
+        """How long after a failed open the next attempt starts."""
+        return RETRY_INTERVAL_MS // 1000
 
     def open(self) -> None:
         if self._closed or self.context is not None:
@@ -85,8 +90,7 @@ class DatabaseSession(QObject):
         if isinstance(error, SchemaMismatch):  # only installing a newer batchdesk helps
             self.refused.emit(str(error))
             return
-        seconds = RETRY_INTERVAL_MS // 1000
-        self.unavailable.emit(f"{error} Trying again every {seconds} s.")
+        self.unavailable.emit(str(error))
         self._retry.start()
 
     def report_failure(self, error: KnownError) -> None:
