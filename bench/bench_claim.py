@@ -121,7 +121,7 @@ def claim_and_complete(server: BenchServer, name: str, workers: int) -> dict[str
             database = server.open(name)
             databases.append(database)
             with database.connect() as connection:  # a pooled connection before the clock
-                connection.exec_driver_sql("SELECT 1")
+                connection.execute("SELECT 1")
 
         def work(index: int, barrier: threading.Barrier) -> dict[str, Any]:
             database = databases[index]
@@ -155,7 +155,7 @@ def claim_and_complete(server: BenchServer, name: str, workers: int) -> dict[str
         elapsed, results = run_threads(workers, work)
     finally:
         for database in databases:
-            database.engine.dispose()
+            database.close()
     start = results[0][0]
     stamps = sorted(t - start for _, r in results for t in r["done"])
     return {
@@ -193,7 +193,7 @@ def prepare(server: BenchServer, name: str, folder: Path, jobs: int) -> tuple[An
             database, [tiny_png(folder / "BENCH_BARE_render_0000.png", (30, 30, 200))], "original"
         )
     finally:
-        database.engine.dispose()
+        database.close()
     conninfo = server.conninfo(name)
     add_jobs(conninfo, queue.id, jobs - 1)
     add_jobs(conninfo, bare.id, jobs - 1)

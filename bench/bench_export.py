@@ -147,7 +147,7 @@ def build_batch(server: BenchServer, name: str, workdir: Path, megabytes: int) -
             runner.stop()
         ran = time.perf_counter() - started
     finally:
-        database.engine.dispose()
+        database.close()
     with psycopg.connect(server.conninfo(name), autocommit=True) as conn:
         status = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FROM jobs "
@@ -233,7 +233,7 @@ def export_part(server: BenchServer, name: str, batch_id: UUID, target: Path) ->
     database: Database = server.open(name)
     try:
         with database.connect() as connection:  # connect before the clock starts
-            connection.exec_driver_sql("SELECT 1")
+            connection.execute("SELECT 1")
         server_cpu = backend_cpu(conninfo)
         machine = MachineCpu()
         clock = FsyncClock()
@@ -246,7 +246,7 @@ def export_part(server: BenchServer, name: str, batch_id: UUID, target: Path) ->
         busy = machine.busy_seconds()
         server_after = backend_cpu(conninfo)
     finally:
-        database.engine.dispose()
+        database.close()
     return {
         "seconds": elapsed,
         "fsync": clock.seconds,

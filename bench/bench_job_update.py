@@ -156,7 +156,7 @@ def measure(server: BenchServer, args: argparse.Namespace) -> int:
         small_ids = create_batch(database, folder, "BENCH_SMALL", args.small)
         big_ids = create_batch(database, folder, "BENCH_BIG", args.big)
     finally:
-        database.engine.dispose()
+        database.close()
         shutil.rmtree(folder, ignore_errors=True)
     conninfo = server.conninfo(name)
     with psycopg.connect(conninfo, autocommit=True) as conn:

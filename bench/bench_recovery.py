@@ -235,13 +235,13 @@ def measure_round(
         if rescuer is not None:
             rescuer.stop()
         if rescuer_db is not None:
-            rescuer_db.engine.dispose()
+            rescuer_db.close()
         if doomed is not None and doomed.poll() is None:
             tools = tools or children_of(doomed.pid)  # interrupted before they were noted
             doomed.kill()
             doomed.wait()
         leftovers = [t for t in tools if kill_tool(t, str(tmp))]
-        database.engine.dispose()
+        database.close()
         server.drop_database(name)
         shutil.rmtree(round_dir, ignore_errors=True)
     result = {

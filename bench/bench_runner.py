@@ -213,7 +213,7 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
             worker_name="bench",
         )
         with database.connect() as connection:  # a pooled connection before the clock starts
-            connection.exec_driver_sql("SELECT 1")
+            connection.execute("SELECT 1")
         # Where a job's time goes: wrap the whole job, the input's download, the pipeline and
         # the completion (which stores the outputs). What is left is hashing the outputs and
         # tidying up. The runner looks these up when it calls them, so the wrappers are used.
@@ -244,7 +244,7 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
             statuses = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
             rows = conn.execute("SELECT name, width, height, size FROM job_outputs").fetchall()
     finally:
-        database.engine.dispose()
+        database.close()
     return {
         "seconds": elapsed,
         "cpu": cpu,
@@ -280,7 +280,7 @@ def measure_round(
             submit_paths(database, paths, PIPELINE)
             submitted = time.perf_counter() - submitted
         finally:
-            database.engine.dispose()
+            database.close()
         parts: dict[str, dict[str, Any]] = {}
         order = ("baseline", "runner") if index % 2 == 0 else ("runner", "baseline")
         load: dict[str, float] = {}

@@ -33,7 +33,7 @@ from PIL import Image
 
 from batchdesk.domain.file_selection import select_files
 from batchdesk.storage import blob_store
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, submit
 from benchsupport import BenchServer, bench_server, median, seconds, verdict
 
@@ -146,9 +146,9 @@ def _peak_rss_kb() -> int:
 
 def child_main(conninfo: str, folder: Path) -> None:
     """The submission as the CLI and the GUI do it; prints one JSON line."""
-    database = Database(make_engine(conninfo), "bench database", conninfo)
+    database = Database(conninfo, "bench database")
     with database.connect() as connection:  # connect before the clock starts, as COPY does
-        connection.exec_driver_sql("SELECT 1")
+        connection.execute("SELECT 1")
     rss_before_kb = _peak_rss_kb()
     # Time the phases by wrapping the upload step submit() calls (at call time, so the
     # wrapper is what it finds): before it, selecting the files; during it, hashing (on a
@@ -177,7 +177,7 @@ def child_main(conninfo: str, folder: Path) -> None:
     end = time.perf_counter()
     cpu = time.process_time() - cpu_start
     blob_store.upload = real_upload  # type: ignore[assignment]
-    database.engine.dispose()
+    database.close()
     upload_first = uploads[0][0] if uploads else end
     upload_last = uploads[-1][1] if uploads else end
     report = {

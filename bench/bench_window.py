@@ -1563,7 +1563,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 install_pipelines(database)
             finally:
-                database.engine.dispose()
+                database.close()
             print(f"Filling: {args.batches:,} batches, {args.jobs:,} jobs ...", flush=True)
             filled = fill_database(conninfo, args.batches, args.jobs)
             print_fill(filled)

@@ -25,7 +25,7 @@ from batchdesk.domain.file_selection import select_files
 from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.storage import conninfo as conninfo_text
 from batchdesk.storage import migrations_runner, pipeline_store
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from batchdesk.storage.embedded import EmbeddedServer
 from batchdesk.storage.submission import CreatedBatch, SubmissionRequest, submit
 
@@ -81,7 +81,7 @@ class BenchServer:
 
     def open(self, name: str) -> Database:
         conninfo = self.conninfo(name)
-        return Database(make_engine(conninfo), f"bench database {name}", conninfo)
+        return Database(conninfo, f"bench database {name}")
 
     def create_migrated_database(self, label: str) -> str:
         """Create a database with batchdesk's schema at head and return its name."""
@@ -90,7 +90,7 @@ class BenchServer:
         try:
             migrations_runner.upgrade(database)
         finally:
-            database.engine.dispose()
+            database.close()
         return name
 
 

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from batchdesk.storage import migrations_runner
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from batchdesk.storage.embedded import DATABASE_OPTIONS, EmbeddedServer
 
 SERVER_URL = os.environ.get("BATCHDESK_TEST_DATABASE_URL")
@@ -40,7 +40,7 @@ class TestServer:
         )
         template_db = self.open(self.template)
         migrations_runner.upgrade(template_db)
-        template_db.engine.dispose()
+        template_db.close()
 
     def _admin(self, statement: sql.Composable) -> None:
         with psycopg.connect(self.admin_conninfo, autocommit=True) as conn:
@@ -54,7 +54,7 @@ class TestServer:
 
     def open(self, name: str) -> Database:
         conninfo = self.conninfo(name)
-        return Database(make_engine(conninfo), f"test database {name}", conninfo)
+        return Database(conninfo, f"test database {name}")
 
     def create_database(self) -> str:
         name = f"batchdesk_t_{os.getpid()}_{next(_names)}"
@@ -112,7 +112,7 @@ def database(pg_server: TestServer, database_name: str) -> Iterator[Database]:
     """A migrated, empty database of this test's own."""
     db = pg_server.open(database_name)
     yield db
-    db.engine.dispose()
+    db.close()
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ with open_app() as app:
     print(app.database.conninfo, flush=True)
     for _request in sys.stdin:
         with app.database.connect() as connection:
-            count = connection.exec_driver_sql("SELECT count(*) FROM batches").scalar()
+            (count,) = connection.execute("SELECT count(*) FROM batches").fetchone()
         print(count, flush=True)
 """
 

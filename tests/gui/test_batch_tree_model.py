@@ -19,7 +19,7 @@ from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.statuses import BatchStatus
 from batchdesk.storage.batch_positions import PlacedBatch
 from batchdesk.storage.batch_queries import BatchRow
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from batchdesk.storage.submission import CreatedBatch
 from tests.factories import make_batch
 
@@ -265,7 +265,7 @@ def test_a_database_that_cannot_be_reached_is_reported_not_retried_in_a_loop(
     qtbot: QtBot, tasks: BackgroundTasks
 ) -> None:
     conninfo = "host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2"
-    nowhere = Database(make_engine(conninfo), "the test server nowhere", conninfo)
+    nowhere = Database(conninfo, "the test server nowhere")
     model = BatchTreeModel(nowhere, tasks)
     try:
         with qtbot.waitSignal(model.load_failed, timeout=10_000) as failure:

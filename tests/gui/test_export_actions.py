@@ -74,7 +74,7 @@ def completed_batch(database: Database, folder: Path, count: int = 3, seed: int 
 
 def stored_outputs(database: Database, batch: BatchRow) -> dict[str, str]:
     with database.connect() as connection:
-        rows = connection.exec_driver_sql(
+        rows = connection.execute(
             "SELECT o.name, o.sha256 FROM job_outputs o JOIN jobs j ON j.id = o.job_id "
             f"WHERE j.batch_id = '{batch.id}'"
         ).fetchall()

@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from batchdesk.jobs.runner import JobEvent, RunnerConfig
 from batchdesk.storage import batch_queries
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from tests.factories import make_batch, make_png
 from tests.integration.jobs_support import run_all_jobs
 from tests.integration.test_runner import add_slow_pipeline, job_states, submit_files
@@ -178,13 +178,13 @@ def test_set_enabled_stops_and_starts_again_in_order(
 
 def test_a_runner_that_cannot_start_says_why(qtbot: QtBot, tmp_path: Path) -> None:
     conninfo = "host=127.0.0.1 port=9 dbname=nothing connect_timeout=2"
-    unreachable = Database(make_engine(conninfo), "an unreachable server", conninfo)
+    unreachable = Database(conninfo, "an unreachable server")
     host = RunnerHost(unreachable, 1, config=replace(FAST, work_dir=tmp_path))
 
     with qtbot.waitSignal(host.failed, timeout=30_000) as blocker:
         host.start()
     assert host.wait_stopped(10)
-    unreachable.engine.dispose()
+    unreachable.close()
 
     assert blocker.args[0].startswith("Could not start running jobs on this workstation")
     assert not host.enabled

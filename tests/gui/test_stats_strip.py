@@ -7,7 +7,7 @@ from pytestqt.qtbot import QtBot
 
 from PySide6.QtWidgets import QLabel
 
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from tests.factories import make_batch
 from tests.integration.jobs_support import run_all_jobs
 
@@ -77,13 +77,13 @@ def test_a_database_that_went_away_keeps_the_last_figures(
     qtbot: QtBot, tasks: BackgroundTasks
 ) -> None:
     conninfo = "host=127.0.0.1 port=9 dbname=nothing connect_timeout=2"
-    unreachable = Database(make_engine(conninfo), "an unreachable server", conninfo)
+    unreachable = Database(conninfo, "an unreachable server")
     strip = StatsStrip(unreachable, tasks)
     qtbot.addWidget(strip)
 
     with qtbot.waitSignal(strip.refresh_failed, timeout=30_000) as blocker:
         strip.refresh()
-    unreachable.engine.dispose()
+    unreachable.close()
 
     assert strip.figure_text("queued") == "—"
     assert strip.toolTip() == f"Could not refresh these figures: {blocker.args[0]}"

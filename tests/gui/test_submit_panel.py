@@ -16,6 +16,7 @@ from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.settings import Settings
 from batchdesk.storage import blob_store, pipeline_store
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import only_row
 from batchdesk.storage.submission import SubmissionResult
 from tests.factories import make_batch, make_png
 from tests.gui.test_pending_files_model import write_png_header
@@ -36,22 +37,22 @@ def panel(qtbot: QtBot, database: Database, tasks: BackgroundTasks) -> Iterator[
 
 def today(database: Database) -> str:
     with database.connect() as connection:
-        day: date = connection.exec_driver_sql("SELECT batchdesk_today()").scalar_one()
+        day: date = only_row(connection.execute("SELECT batchdesk_today()"))[0]
     return day.isoformat()
 
 
 def batches_in(database: Database) -> list[tuple[str, int, str, str]]:
     with database.connect() as connection:
-        rows = connection.exec_driver_sql(
+        rows = connection.execute(
             "SELECT base_directory_name, total_files, render_description, pipeline "
             "FROM batches ORDER BY base_directory_name"
-        ).all()
+        ).fetchall()
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
 def count(database: Database, table: str) -> int:
     with database.connect() as connection:
-        return int(connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+        return int(only_row(connection.execute(f"SELECT count(*) FROM {table}"))[0])
 
 
 def file_urls(*paths: Path) -> QMimeData:
@@ -313,7 +314,7 @@ def test_a_known_error_is_one_sentence_in_the_panel(
     qtbot.waitUntil(lambda: panel.form.pipeline_description.text() != "Loading the pipelines...")
     # Another workstation renames the pipeline between choosing it and submitting.
     with database.begin() as connection:
-        connection.exec_driver_sql("UPDATE pipelines SET name = 'kept' WHERE name = 'original'")
+        connection.execute("UPDATE pipelines SET name = 'kept' WHERE name = 'original'")
 
     with qtbot.waitSignal(panel.busy_changed, check_params_cb=lambda busy: not busy):
         panel.submit()

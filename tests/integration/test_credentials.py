@@ -182,10 +182,8 @@ def test_a_server_that_asks_for_a_password_gets_the_keyrings_and_never_shows_it(
     credentials.store_password(password_server, SECRET)
     database = open_database(password_server, tmp_path)
     try:
-        with database.engine.connect() as connection:
-            raw = connection.connection.dbapi_connection
-            assert isinstance(raw, psycopg.Connection)
-            assert raw.info.password == SECRET
+        with database.connect() as connection:
+            assert connection.info.password == SECRET
         assert SECRET not in database.description
     finally:
         database.close()

@@ -12,11 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection
 
 from batchdesk.domain.file_selection import select_files
 from batchdesk.errors import Cancelled
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection, only_row
 from batchdesk.storage.submission import SubmissionRequest, allocate_counter, submit
 from tests.factories import make_batch, make_png
 
@@ -37,10 +37,10 @@ def names_for(count: int, prefix: str = "PL_DXB", day: date = DAY) -> list[str]:
 
 def names_in_database(database: Database) -> list[str]:
     with database.connect() as connection:
-        rows = connection.exec_driver_sql(
+        rows = connection.execute(
             "SELECT base_directory_name FROM batches "
             "ORDER BY customer_prefix, batch_date, batch_counter"
-        ).all()
+        ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -53,18 +53,18 @@ def submit_batches(conninfo: str, folder: str, start: Any, count: int) -> None:
 
     Runs in child processes (spawned, so it lives at module level) and in threads alike.
     """
-    database = Database(make_engine(conninfo), "test", conninfo)
+    database = Database(conninfo, "test")
     try:
         requests = [request_for(Path(folder) / f"b{i}", seed=i) for i in range(count)]
         start.wait(timeout=60)
         for request in requests:
             submit(database, request)
     finally:
-        database.engine.dispose()
+        database.close()
 
 
 def _backend_pid(connection: Connection) -> int:
-    return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    return int(only_row(connection.execute("SELECT pg_backend_pid()"))[0])
 
 
 def _wait_until_blocked_by(conninfo: str, holder: int, timeout: float = 30) -> None:
@@ -116,7 +116,7 @@ def test_sixteen_threads_submitting_at_once_get_numbers_one_to_forty_eight(
     assert sorted(names, key=by_counter) == names_for(48)
     assert names_in_database(database) == names_for(48)
     with database.connect() as connection:
-        assert connection.exec_driver_sql("SELECT count(*) FROM blobs").scalar_one() == 1
+        assert only_row(connection.execute("SELECT count(*) FROM blobs"))[0] == 1
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from batchdesk.storage import batch_queries, job_queue
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import ClaimedJob
 from tests.factories import make_batch
 
@@ -64,7 +64,7 @@ def test_every_job_is_claimed_exactly_once_however_many_claim_at_once(
 
     def claimer(number: int) -> None:
         # Each claimer has its own connection, as each workstation would.
-        own = Database(make_engine(database_conninfo, pool_size=1), "claimer", database_conninfo)
+        own = Database(database_conninfo, "claimer", keep_idle=1)
         worker = f"claimer-{number}"
         job_queue.register_worker(own, worker, 1)
         start.wait()
@@ -72,7 +72,7 @@ def test_every_job_is_claimed_exactly_once_however_many_claim_at_once(
             assert job_queue.complete(own, job, [])
             with lock:
                 claimed.append(job.id)
-        own.engine.dispose()
+        own.close()
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(claimers)]
     for thread in threads:
@@ -214,7 +214,7 @@ def test_cancel_and_retry_racing_with_finishing_workers_never_deadlock(
     stop = threading.Event()
 
     def worker(number: int) -> None:
-        own = Database(make_engine(database_conninfo, pool_size=1), "worker", database_conninfo)
+        own = Database(database_conninfo, "worker", keep_idle=1)
         name = f"w{number}"
         job_queue.register_worker(own, name, 1)
         try:
@@ -229,7 +229,7 @@ def test_cancel_and_retry_racing_with_finishing_workers_never_deadlock(
         except BaseException as exc:
             errors.append(exc)
         finally:
-            own.engine.dispose()
+            own.close()
 
     def lead() -> None:
         try:
@@ -263,7 +263,7 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
 ) -> None:
     make_batch(database, tmp_path, count=20)
     job_queue.register_worker(database, "slow", 1)
-    reaper = Database(make_engine(database_conninfo, pool_size=1), "reaper", database_conninfo)
+    reaper = Database(database_conninfo, "reaper", keep_idle=1)
     outcomes: list[tuple[int, bool]] = []
     try:
         for job in claim_all(database, "slow"):
@@ -293,7 +293,7 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
             outcomes.append((job.id, finished[0]))
             job_queue.register_worker(database, "slow", 1)  # back for the next round
     finally:
-        reaper.engine.dispose()
+        reaper.close()
 
     with psycopg.connect(database_conninfo) as conn:
         status = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
@@ -302,3 +302,38 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
         assert status[job_id] == ("completed" if completed else "queued")
     with database.connect() as connection:
         assert batch_queries.drifted_batches(connection) == []
+
+
+def test_a_deadlock_inside_a_queue_transaction_is_run_again_and_rolled_back_first(
+    database: Database,
+) -> None:
+    """The server's own deadlock error (SQLSTATE 40P01) from a statement inside the work."""
+    attempts: list[int] = []
+
+    def work(connection: psycopg.Connection) -> int:
+        attempts.append(len(attempts) + 1)
+        connection.execute(
+            "INSERT INTO studio_settings (key, value) VALUES ('try', %s)", (str(len(attempts)),)
+        )
+        if len(attempts) == 1:
+            connection.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'deadlock' USING ERRCODE = 'deadlock_detected'; END $$"
+            )
+        return len(attempts)
+
+    assert job_queue.with_retry(database, work) == 2
+    with database.connect() as connection:
+        rows = connection.execute("SELECT value FROM studio_settings WHERE key = 'try'").fetchall()
+    assert rows == [("2",)]  # the first attempt's row went with its rollback
+
+
+def test_an_error_that_is_not_a_deadlock_is_not_run_again(database: Database) -> None:
+    attempts: list[int] = []
+
+    def work(connection: psycopg.Connection) -> None:
+        attempts.append(1)
+        connection.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        job_queue.with_retry(database, work)
+    assert attempts == [1]

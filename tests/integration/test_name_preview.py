@@ -10,6 +10,7 @@ from batchdesk.domain.file_selection import select_files
 from batchdesk.errors import Cancelled
 from batchdesk.storage.database import Database
 from batchdesk.storage.name_preview import preview_names
+from batchdesk.storage.pool import only_row
 from batchdesk.storage.submission import SubmissionRequest, allocate_counter, submit
 from tests.factories import make_batch, make_pngs
 
@@ -23,14 +24,14 @@ def preview(database: Database, prefixes: list[str], batch_date: date | None = N
 
 def today(database: Database) -> date:
     with database.connect() as connection:
-        return connection.exec_driver_sql("SELECT batchdesk_today()").scalar_one()
+        return only_row(connection.execute("SELECT batchdesk_today()"))[0]
 
 
 def counter_rows(database: Database) -> list[tuple]:
     with database.connect() as connection:
         return [
             tuple(row)
-            for row in connection.exec_driver_sql(
+            for row in connection.execute(
                 "SELECT customer_prefix, batch_date, last_counter FROM batch_day_counters "
                 "ORDER BY customer_prefix, batch_date"
             )
@@ -124,7 +125,7 @@ def test_a_preview_does_not_wait_for_a_submission_holding_the_counter(
     try:
         assert holding.wait(30)
         with database.connect() as connection:
-            connection.exec_driver_sql("SET lock_timeout = '2s'")
+            connection.execute("SET lock_timeout = '2s'")
             names = preview_names(connection, ["PL_DXB"], DAY)
     finally:
         release.set()

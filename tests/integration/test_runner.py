@@ -83,7 +83,7 @@ def test_a_batch_runs_to_completion_and_its_outputs_are_stored(
     with database.connect() as connection:
         state = batch_queries.find_batch(connection, str(batch.id))
         jobs = batch_queries.list_jobs(connection, batch.id)
-        outputs = connection.exec_driver_sql(
+        outputs = connection.execute(
             "SELECT o.name, o.sha256, j.input_sha256 "
             "FROM job_outputs o JOIN jobs j ON j.id = o.job_id"
         ).fetchall()
@@ -160,9 +160,9 @@ def test_cancelling_a_running_batch_stops_its_jobs_at_the_next_step(
 WORKER_CODE = """
 import sys, threading
 from batchdesk.jobs.runner import Runner, RunnerConfig
-from batchdesk.storage.database import Database, make_engine
+from batchdesk.storage.database import Database
 conninfo = sys.argv[1]
-database = Database(make_engine(conninfo), "worker", conninfo)
+database = Database(conninfo, "worker")
 runner = Runner(database, RunnerConfig(threads=1, heartbeat_interval=0.5, poll_interval=0.5),
                 worker_name="doomed")
 runner.start()
@@ -262,7 +262,7 @@ def test_outputs_read_back_identical_to_what_the_pipeline_wrote(
     with running(database) as (runner, _events):
         assert runner.drained.wait(60)
     with database.connect() as connection:
-        (sha,) = connection.exec_driver_sql("SELECT sha256 FROM job_outputs").fetchone()
+        (sha,) = connection.execute("SELECT sha256 FROM job_outputs").fetchone()
         data = b"".join(blob_store.read_chunks(connection, bytes(sha)))
     assert hashlib.sha256(data).digest() == bytes(sha)
     out = tmp_path / "out.png"

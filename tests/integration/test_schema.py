@@ -13,7 +13,7 @@ from tests.database_fixtures import TestServer
 
 
 def test_migrated_schema_matches_the_tables_queries_are_built_from(database: Database) -> None:
-    with database.engine.connect() as connection:
+    with migrations_runner.alembic_connection(database) as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": True}
         )
@@ -61,7 +61,7 @@ def test_upgrade_of_an_empty_database_installs_the_schema_and_is_idempotent(
             assert second.is_current
             migrations_runner.require_current(database)
         finally:
-            database.engine.dispose()
+            database.close()
     finally:
         pg_server.drop_database(name)
 
@@ -91,7 +91,7 @@ def test_downgrade_removes_everything_the_upgrade_made(pg_server: TestServer) ->
         database = pg_server.open(name)
         try:
             config = migrations_runner._config()
-            with database.begin() as connection:
+            with migrations_runner.alembic_connection(database, begin=True) as connection:
                 config.attributes["connection"] = connection
                 command.downgrade(config, "base")
             with psycopg.connect(pg_server.conninfo(name)) as conn:
@@ -104,6 +104,6 @@ def test_downgrade_removes_everything_the_upgrade_made(pg_server: TestServer) ->
                 ).fetchall()
             assert leftovers == []
         finally:
-            database.engine.dispose()
+            database.close()
     finally:
         pg_server.drop_database(name)

@@ -20,6 +20,7 @@ from batchdesk.storage import batch_queries, blob_store
 from batchdesk.storage.batch_queries import JobRow
 from batchdesk.storage.blob_store import CHUNK_SIZE, FileDigest
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import only_row
 from batchdesk.storage.submission import SubmissionRequest, submit
 from tests.factories import make_batch, make_png, make_pngs
 
@@ -49,12 +50,12 @@ def sha256_of(path: Path) -> bytes:
 
 def count_rows(database: Database, table: str) -> int:
     with database.connect() as connection:
-        return int(connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+        return int(only_row(connection.execute(f"SELECT count(*) FROM {table}"))[0])
 
 
 def stored_hashes(database: Database) -> set[bytes]:
     with database.connect() as connection:
-        return {bytes(r[0]) for r in connection.exec_driver_sql("SELECT sha256 FROM blobs")}
+        return {bytes(r[0]) for r in connection.execute("SELECT sha256 FROM blobs")}
 
 
 def stored_bytes(database: Database, sha256: bytes) -> bytes:
@@ -263,9 +264,9 @@ def test_split_by_prefix_creates_one_batch_per_prefix_in_one_transaction(
         ["ACME_X7_side.png"],
     ]
     with database.connect() as connection:
-        writers = connection.exec_driver_sql(
+        writers = connection.execute(
             "SELECT xmin::text FROM batches UNION SELECT xmin::text FROM jobs"
-        ).all()
+        ).fetchall()
     assert len(writers) == 1  # every row written by the same transaction
 
 

@@ -75,14 +75,14 @@ def test_the_fast_schema_check_knows_the_newest_migration() -> None:
     assert migrations_runner.head_revision() == migrations_runner.HEAD_REVISION
 
 
-def test_opening_the_app_does_not_import_alembic_or_keyring() -> None:
-    """Both cost a few hundred ms at every start; they are imported only when needed."""
+def test_the_app_and_the_window_do_not_import_sqlalchemy_alembic_or_keyring() -> None:
+    """Each costs a few hundred ms at every start; they are imported only when needed."""
     import subprocess
     import sys
 
     probe = (
-        "import sys, batchdesk.app, batchdesk.storage.database; "
-        "print(sorted(m for m in ('alembic', 'keyring') if m in sys.modules))"
+        "import sys, batchdesk.app, batchdesk.cli.batch_commands, batchdesk.gui.main_window; "
+        "print(sorted(m for m in ('alembic', 'keyring', 'sqlalchemy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ from batchdesk.cli.output import err, print_json
 from batchdesk.domain.units import plural
 from batchdesk.errors import InvalidRequest
 from batchdesk.storage import batch_queries, migrations_runner
+from batchdesk.storage.pool import only_row
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -82,27 +83,27 @@ def _db_repair(args: argparse.Namespace) -> int:
 
 def _db_timezone(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app, app.database.begin() as connection:
-        raw = connection.connection.driver_connection
-        assert raw is not None
         if args.zone:
             if args.zone == "server":
-                raw.execute("DELETE FROM studio_settings WHERE key = 'time_zone'")
+                connection.execute("DELETE FROM studio_settings WHERE key = 'time_zone'")
             else:
-                known = raw.execute(
+                known = connection.execute(
                     "SELECT 1 FROM pg_timezone_names WHERE name = %s", (args.zone,)
                 ).fetchone()
                 if not known:
                     raise InvalidRequest(
                         f"Unknown time zone {args.zone!r}: use a name like Europe/London."
                     )
-                raw.execute(
+                connection.execute(
                     "INSERT INTO studio_settings (key, value) VALUES ('time_zone', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (args.zone,),
                 )
-        row = raw.execute(
-            "SELECT coalesce((SELECT value FROM studio_settings WHERE key = 'time_zone'), "
-            "current_setting('TimeZone') || ' (the server''s zone)'), batchdesk_today()"
-        ).fetchone()
+        row = only_row(
+            connection.execute(
+                "SELECT coalesce((SELECT value FROM studio_settings WHERE key = 'time_zone'), "
+                "current_setting('TimeZone') || ' (the server''s zone)'), batchdesk_today()"
+            )
+        )
     print(f"Batch dates follow {row[0]}; today is {row[1].isoformat()}.")
     return 0

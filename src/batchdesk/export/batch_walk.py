@@ -6,13 +6,12 @@ The zip export and folder delivery write files differently but walk a batch the 
 from collections.abc import Iterator
 from uuid import UUID
 
-from sqlalchemy import Connection
-
 from batchdesk.export.layout import BatchLayout, PlacedFile, PlacedJob
 from batchdesk.export.manifest import ManifestWriter
 from batchdesk.export.summary import StatusTally
 from batchdesk.export.transfer import Transfer
 from batchdesk.storage import batch_contents
+from batchdesk.storage.pool import Connection
 
 
 def placed_files(

@@ -3,11 +3,10 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from batchdesk.errors import Cancelled, NotFound
 from batchdesk.storage import blob_store
 from batchdesk.storage.batch_contents import StoredFile
+from batchdesk.storage.pool import Connection
 
 
 @dataclass(frozen=True)

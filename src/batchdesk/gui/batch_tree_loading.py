@@ -18,8 +18,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection
-
 from batchdesk.domain.batch_query import MAX_PAGE_SIZE, BatchQuery
 from batchdesk.storage.batch_positions import PlacedBatch, batch_positions, place_batches
 from batchdesk.storage.batch_queries import (
@@ -30,6 +28,7 @@ from batchdesk.storage.batch_queries import (
     list_jobs,
 )
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
 from batchdesk.gui.batch_tree_items import BatchNodes
@@ -184,9 +183,11 @@ def read_jobs(database: Database, batch_id: UUID, offset: int, limit: int) -> li
 
 @contextmanager
 def _snapshot(database: Database) -> Iterator[Connection]:
-    # One snapshot for every statement of a read: positions, rows and totals agree.
+    # One snapshot for every statement of a read: positions, rows and totals agree. The first
+    # statement opens the transaction; returning the connection to the pool ends it.
     with database.connect() as connection:
-        yield connection.execution_options(isolation_level="REPEATABLE READ")
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield connection
 
 
 def _read_window(connection: Connection, query: BatchQuery, size: int) -> list[BatchRow]:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection
-
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import (
@@ -33,6 +31,7 @@ from batchdesk.storage import batch_contents, blob_store
 from batchdesk.storage.batch_contents import StoredFile
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext, TaskHandle
 

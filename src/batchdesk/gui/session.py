@@ -107,7 +107,7 @@ class DatabaseSession(QObject):
 
         def ping(_context: TaskContext) -> None:
             with database.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
+                connection.execute("SELECT 1")
 
         self._tasks.run(
             "check the connection",

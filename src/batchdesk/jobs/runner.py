@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import psycopg
-from sqlalchemy.exc import OperationalError
 
 from batchdesk.domain.file_selection import PNG_SIGNATURE
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
@@ -44,7 +43,7 @@ T = TypeVar("T")
 MIB = 1 << 20
 # Used when a stored input's header cannot be read (it will fail anyway, cheaply).
 _UNKNOWN_DECODED_SIZE = 64 * MIB
-_CONNECTION_ERRORS = (DatabaseUnavailable, OperationalError, psycopg.OperationalError)
+_CONNECTION_ERRORS = (DatabaseUnavailable, psycopg.OperationalError)
 
 
 class TaskPool(Protocol):

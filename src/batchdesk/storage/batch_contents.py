@@ -10,10 +10,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection
-
 from batchdesk.errors import InvalidRequest, NotFound
-from batchdesk.storage.database import raw_connection
+from batchdesk.storage.pool import Connection, only_row
 
 PAGE_SIZE = 500
 
@@ -69,15 +67,11 @@ def _job(row: tuple[Any, ...], outputs: tuple[StoredFile, ...]) -> JobContents:
 
 
 def _outputs(connection: Connection, job_ids: list[int]) -> dict[int, tuple[StoredFile, ...]]:
-    rows = (
-        raw_connection(connection)
-        .execute(
-            "SELECT job_id, name, sha256, size, media_type, width, height FROM job_outputs "
-            "WHERE job_id = ANY(%s) ORDER BY job_id, name",
-            (job_ids,),
-        )
-        .fetchall()
-    )
+    rows = connection.execute(
+        "SELECT job_id, name, sha256, size, media_type, width, height FROM job_outputs "
+        "WHERE job_id = ANY(%s) ORDER BY job_id, name",
+        (job_ids,),
+    ).fetchall()
     found: dict[int, list[StoredFile]] = {}
     for job_id, name, sha256, size, media_type, width, height in rows:
         found.setdefault(job_id, []).append(
@@ -92,15 +86,11 @@ def iter_contents(
     """Yield the batch's jobs in submission order, each with its outputs."""
     after = -1
     while True:
-        rows = (
-            raw_connection(connection)
-            .execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND position > %s "
-                "ORDER BY position LIMIT %s",
-                (batch_id, after, page_size),
-            )
-            .fetchall()
-        )
+        rows = connection.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND position > %s "
+            "ORDER BY position LIMIT %s",
+            (batch_id, after, page_size),
+        ).fetchall()
         if not rows:
             return
         outputs = _outputs(connection, [row[0] for row in rows])
@@ -111,9 +101,8 @@ def iter_contents(
 
 def totals(connection: Connection, batch_id: UUID) -> ContentTotals:
     """Count what an export of the batch will write, for its progress."""
-    row = (
-        raw_connection(connection)
-        .execute(
+    row = only_row(
+        connection.execute(
             "SELECT count(*), coalesce(sum(input_size), 0), "
             "(SELECT count(*) FROM job_outputs o JOIN jobs j ON j.id = o.job_id "
             " WHERE j.batch_id = %s), "
@@ -122,7 +111,6 @@ def totals(connection: Connection, batch_id: UUID) -> ContentTotals:
             "FROM jobs WHERE batch_id = %s",
             (batch_id, batch_id, batch_id),
         )
-        .fetchone()
     )
     jobs, input_bytes, output_files, output_bytes = row
     return ContentTotals(int(jobs), int(output_files), int(output_bytes), int(input_bytes))
@@ -132,16 +120,15 @@ def find_job(
     connection: Connection, batch_id: UUID, batch_name: str, reference: str
 ) -> JobContents:
     """Return the job of the batch named by its file name or its id."""
-    raw = raw_connection(connection)
     text = reference.strip()
     if "\x00" in text:  # PostgreSQL text cannot hold it, and no file name does
         raise NotFound(f"Batch {batch_name} has no job {reference!r}.")
-    rows = raw.execute(
+    rows = connection.execute(
         f"SELECT {_JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND file_name = %s ORDER BY position",
         (batch_id, text),
     ).fetchall()
     if not rows and text.isdigit() and len(text) <= 18:
-        rows = raw.execute(
+        rows = connection.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE batch_id = %s AND id = %s",
             (batch_id, int(text)),
         ).fetchall()

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection
-
 from batchdesk.domain.batch_query import BatchQuery
 from batchdesk.storage.batch_queries import (
     BATCH_COLUMNS,
@@ -20,7 +18,7 @@ from batchdesk.storage.batch_queries import (
     order_clause,
     where_clause,
 )
-from batchdesk.storage.database import raw_connection
+from batchdesk.storage.pool import Connection
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def place_batches(
         f"{ranked}SELECT r.position, {columns} FROM ranked r JOIN batches b ON b.id = r.id "
         "WHERE r.id = ANY(%s) ORDER BY r.position"
     )
-    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
+    rows = connection.execute(sql, [*params, list(ids)]).fetchall()
     return [PlacedBatch(int(row[0]), batch_row(row[1:])) for row in rows]
 
 
@@ -75,5 +73,5 @@ def batch_positions(
         return {}
     ranked, params = _ranked(query)
     sql = f"{ranked}SELECT id, position FROM ranked WHERE id = ANY(%s)"
-    rows = raw_connection(connection).execute(sql, [*params, list(ids)]).fetchall()
+    rows = connection.execute(sql, [*params, list(ids)]).fetchall()
     return {row[0]: int(row[1]) for row in rows}

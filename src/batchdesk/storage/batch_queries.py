@@ -11,13 +11,11 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection
-
 from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.naming import parse_base_directory_name
 from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage import blob_store
-from batchdesk.storage.database import raw_connection
+from batchdesk.storage.pool import Connection, only_row
 
 BATCH_COLUMNS = (
     "id",
@@ -220,23 +218,18 @@ def list_batches(connection: Connection, query: BatchQuery) -> list[BatchRow]:
         f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches{where} "
         f"ORDER BY {order_clause(query)} LIMIT %s OFFSET %s"
     )
-    rows = raw_connection(connection).execute(sql, [*params, query.limit, query.offset]).fetchall()
+    rows = connection.execute(sql, [*params, query.limit, query.offset]).fetchall()
     return [batch_row(row) for row in rows]
 
 
 def count_batches(connection: Connection, query: BatchQuery) -> int:
     where, params = where_clause(query)
-    row = (
-        raw_connection(connection)
-        .execute(f"SELECT count(*) FROM batches{where}", params)
-        .fetchone()
-    )
+    row = only_row(connection.execute(f"SELECT count(*) FROM batches{where}", params))
     return int(row[0])
 
 
 def find_batch(connection: Connection, reference: str) -> BatchRow:
     """Return the batch named by `reference`: its id or its base directory name."""
-    raw = raw_connection(connection)
     text = reference.strip()
     if "\x00" in text:  # no name can hold one, and PostgreSQL text cannot carry it
         raise NotFound(f"There is no batch {reference!r}.")
@@ -244,12 +237,12 @@ def find_batch(connection: Connection, reference: str) -> BatchRow:
     try:
         batch_id = UUID(text)
     except ValueError:
-        row = raw.execute(
+        row = connection.execute(
             f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE base_directory_name = %s",
             (text,),
         ).fetchone()
     else:
-        row = raw.execute(
+        row = connection.execute(
             f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = %s", (batch_id,)
         ).fetchone()
     if row is None:
@@ -270,22 +263,17 @@ def list_jobs(
     """Return a batch's jobs in submission order, optionally one page of them."""
     if offset < 0 or (limit is not None and limit < 0):
         raise InvalidRequest(f"A page of jobs cannot start at {offset} or hold {limit} jobs.")
-    rows = (
-        raw_connection(connection)
-        .execute(
-            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE batch_id = %s "
-            "ORDER BY position LIMIT %s OFFSET %s",
-            (batch_id, limit, offset),
-        )
-        .fetchall()
-    )
+    rows = connection.execute(
+        f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE batch_id = %s "
+        "ORDER BY position LIMIT %s OFFSET %s",
+        (batch_id, limit, offset),
+    ).fetchall()
     return [_job(row) for row in rows]
 
 
 def batch_stats(connection: Connection) -> BatchStats:
-    row = (
-        raw_connection(connection)
-        .execute(
+    row = only_row(
+        connection.execute(
             "SELECT count(*), "
             "count(*) FILTER (WHERE status = 'queued'), "
             "count(*) FILTER (WHERE status = 'processing'), "
@@ -297,7 +285,6 @@ def batch_stats(connection: Connection) -> BatchStats:
             "coalesce(max(total_files), 0) "
             "FROM batches"
         )
-        .fetchone()
     )
     total, queued, processing, completed, failed, cancelled, files, average, largest = row
     return BatchStats(
@@ -314,11 +301,9 @@ def batch_stats(connection: Connection) -> BatchStats:
 
 
 def customer_prefixes(connection: Connection) -> list[str]:
-    rows = (
-        raw_connection(connection)
-        .execute("SELECT DISTINCT customer_prefix FROM batches ORDER BY customer_prefix")
-        .fetchall()
-    )
+    rows = connection.execute(
+        "SELECT DISTINCT customer_prefix FROM batches ORDER BY customer_prefix"
+    ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -336,16 +321,15 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
     Locks the batch's jobs in id order before the batch row, the same order a worker finishing
     a job takes (job, then its batch through the trigger), so the two cannot deadlock.
     """
-    raw = raw_connection(connection)
-    locked = raw.execute(
+    locked = connection.execute(
         "SELECT id, status, input_sha256 FROM jobs WHERE batch_id = %s ORDER BY id FOR UPDATE",
         (batch_id,),
     ).fetchall()
-    outputs = raw.execute(
+    outputs = connection.execute(
         "SELECT o.sha256 FROM job_outputs o JOIN jobs j ON j.id = o.job_id WHERE j.batch_id = %s",
         (batch_id,),
     ).fetchall()
-    row = raw.execute(
+    row = connection.execute(
         "DELETE FROM batches WHERE id = %s RETURNING id, base_directory_name, total_files",
         (batch_id,),
     ).fetchone()
@@ -359,17 +343,15 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
 
 def drifted_batches(connection: Connection) -> list[str]:
     """Return the names of batches whose stored counts disagree with their jobs."""
-    rows = (
-        raw_connection(connection)
-        .execute("SELECT base_directory_name FROM batch_count_drift ORDER BY base_directory_name")
-        .fetchall()
-    )
+    rows = connection.execute(
+        "SELECT base_directory_name FROM batch_count_drift ORDER BY base_directory_name"
+    ).fetchall()
     return [row[0] for row in rows]
 
 
 def recount_batch(connection: Connection, batch_id: UUID) -> bool:
     """Recount a batch from its jobs; True if its counts were wrong and have been repaired."""
-    row = raw_connection(connection).execute("SELECT recount_batch(%s)", (batch_id,)).fetchone()
+    row = only_row(connection.execute("SELECT recount_batch(%s)", (batch_id,)))
     return bool(row[0])
 
 
@@ -377,12 +359,8 @@ def batches_by_ids(connection: Connection, ids: Collection[UUID]) -> list[BatchR
     """Return the batches among `ids` that still exist, in id order."""
     if not ids:
         return []
-    rows = (
-        raw_connection(connection)
-        .execute(
-            f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = ANY(%s) ORDER BY id",
-            (list(ids),),
-        )
-        .fetchall()
-    )
+    rows = connection.execute(
+        f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches WHERE id = ANY(%s) ORDER BY id",
+        (list(ids),),
+    ).fetchall()
     return [batch_row(row) for row in rows]

@@ -11,12 +11,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from sqlalchemy import Connection
+from typing import BinaryIO
 
 from batchdesk.errors import Cancelled, FileProblem, NotFound
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection
 
 CHUNK_SIZE = 1 << 20
 TRANSACTION_BYTES = 64 << 20
@@ -70,7 +69,7 @@ def existing(connection: Connection, digests: Iterable[FileDigest]) -> set[bytes
     hashes = list({d.sha256 for d in digests})
     if not hashes:
         return set()
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.cursor()
     rows = cursor.execute("SELECT sha256 FROM blobs WHERE sha256 = ANY(%s)", (hashes,)).fetchall()
     return {bytes(row[0]) for row in rows}
 
@@ -145,8 +144,7 @@ def _upload_group(
 ) -> int:
     if not group:
         return 0
-    raw: Any = connection.connection.driver_connection
-    cursor = raw.cursor()
+    cursor = connection.cursor()
     # In hash order: two workstations uploading overlapping files insert their rows in the same
     # order, so neither can hold one row while waiting for a row the other holds.
     rows = cursor.execute(
@@ -184,10 +182,9 @@ def _upload_group(
 
 def read_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
     """Yield the stored bytes of one blob in order, a chunk at a time."""
-    raw: Any = connection.connection.driver_connection
     index = 0
     while True:
-        row = raw.execute(
+        row = connection.execute(
             "SELECT data FROM blob_chunks WHERE sha256 = %s AND chunk_index = %s",
             (sha256, index),
             binary=True,  # raw bytes on the wire; the text format sends bytea as hex
@@ -206,9 +203,8 @@ def stream_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
     the connection's transaction: callers that may stop early and go on using the connection
     use `read_chunks`.
     """
-    raw: Any = connection.connection.driver_connection
     expected = 0
-    with raw.cursor() as cursor:
+    with connection.cursor() as cursor:
         rows = cursor.stream(
             "SELECT chunk_index, data FROM blob_chunks WHERE sha256 = %s ORDER BY chunk_index",
             (sha256,),
@@ -231,9 +227,8 @@ def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> 
     hashes = list(set(candidates))
     if not hashes:
         return 0
-    raw: Any = connection.connection.driver_connection
-    raw.execute("SELECT pg_advisory_xact_lock(%s)", (BLOB_GC_LOCK_KEY,))
-    deleted = raw.execute(
+    connection.execute("SELECT pg_advisory_xact_lock(%s)", (BLOB_GC_LOCK_KEY,))
+    deleted = connection.execute(
         "DELETE FROM blobs b WHERE b.sha256 = ANY(%s) "
         "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256) "
         "AND NOT EXISTS (SELECT 1 FROM job_outputs o WHERE o.sha256 = b.sha256)",

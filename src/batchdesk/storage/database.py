@@ -1,7 +1,7 @@
 """Opening the database: embedded by default, a studio server when configured.
 
-One code path: the embedded server and a studio server get the same engine, schema, triggers
-and SQL. The connection string goes to libpq untouched, so `PG*` variables, `~/.pgpass` and
+One code path: the embedded server and a studio server get the same connections, schema,
+triggers and SQL. The connection string goes to libpq untouched, so `PG*` variables, `~/.pgpass` and
 service files work; it is never printed with its password.
 """
 
@@ -9,18 +9,16 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from sqlalchemy import Connection, Engine, create_engine
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from batchdesk.errors import DatabaseUnavailable
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage import conninfo as conninfo_text
 from batchdesk.storage import credentials
 from batchdesk.storage.embedded import EmbeddedServer
+from batchdesk.storage.pool import Connection, ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -71,51 +69,32 @@ def _connection_options(conninfo: str) -> dict[str, str]:
     return options
 
 
-def make_engine(conninfo: str, **engine_options: Any) -> Engine:
-    """Return a SQLAlchemy engine whose connections libpq makes from `conninfo` as given."""
-    options = _connection_options(conninfo)
-
-    full_conninfo = make_conninfo(conninfo, **options)
-
-    def connect() -> psycopg.Connection[Any]:
-        return psycopg.connect(full_conninfo)
-
-    engine = create_engine(
-        "postgresql+psycopg://",
-        creator=connect,
-        pool_pre_ping=True,
-        pool_size=engine_options.pop("pool_size", 5),
-        max_overflow=engine_options.pop("max_overflow", 10),
-        **engine_options,
-    )
-
-    return engine
-
-
-def raw_connection(connection: Connection) -> Any:
-    """The psycopg connection under a SQLAlchemy one: our queries are SQL with bound values."""
-    return connection.connection.driver_connection
+def full_conninfo(conninfo: str) -> str:
+    """`conninfo` with batchdesk's defaults for the options it leaves unset."""
+    return make_conninfo(conninfo, **_connection_options(conninfo))
 
 
 class Database:
-    """An open database: the engine, a description safe to show, and the embedded server if any.
+    """An open database: its connections, a description safe to show, and the embedded server.
 
     `conninfo` is what libpq connects with (other connections of this process, such as the
     runner's LISTEN connection, use it) and may hold a password from the keyring: never show
-    it; `description` is the text for people.
+    it; `description` is the text for people. Making one connects to nothing: `open` does that.
     """
 
     def __init__(
         self,
-        engine: Engine,
-        description: str,
         conninfo: str,
+        description: str,
         embedded: EmbeddedServer | None = None,
+        *,
+        keep_idle: int = 5,
     ) -> None:
-        self.engine = engine
-        self.description = description
         self.conninfo = conninfo
+        self.description = description
         self.embedded = embedded
+        with_defaults = full_conninfo(conninfo)
+        self._pool = ConnectionPool(lambda: psycopg.connect(with_defaults), keep_idle)
 
     @property
     def is_embedded(self) -> bool:
@@ -152,10 +131,10 @@ class Database:
 
     @classmethod
     def _reach(cls, conninfo: str, description: str, embedded: EmbeddedServer | None) -> "Database":
-        database = cls(make_engine(conninfo), description, conninfo, embedded)
+        database = cls(conninfo, description, embedded)
         try:
-            with translate_errors(description), database.engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
+            with database.connect() as connection:
+                connection.execute("SELECT 1")
         except BaseException:
             database.close()
             raise
@@ -164,16 +143,23 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """Yield a connection inside a transaction that commits on success."""
-        with translate_errors(self.description), self.engine.begin() as connection:
+        with self.connect() as connection:
             yield connection
+            connection.commit()
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with translate_errors(self.description), self.engine.connect() as connection:
+        """Yield a connection; what the block leaves uncommitted is rolled back."""
+        with translate_errors(self.description), self._pool.connection() as connection:
             yield connection
 
+    def new_connection(self) -> Connection:
+        """A connection outside the pool, for work that keeps one (the caller closes it)."""
+        with translate_errors(self.description):
+            return self._pool.new_connection()
+
     def close(self) -> None:
-        self.engine.dispose()
+        self._pool.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -183,10 +169,6 @@ def translate_errors(description: str) -> Iterator[None]:
     """Turn a lost or refused connection into DatabaseUnavailable with a sentence to act on."""
     try:
         yield
-    except OperationalError as exc:
-        if isinstance(exc.orig, psycopg.OperationalError) and _is_connection_problem(exc.orig):
-            raise DatabaseUnavailable(_unavailable_message(description, exc.orig)) from exc
-        raise
     except psycopg.OperationalError as exc:
         if _is_connection_problem(exc):
             raise DatabaseUnavailable(_unavailable_message(description, exc)) from exc
@@ -196,12 +178,11 @@ def translate_errors(description: str) -> Iterator[None]:
 def _asks_for_a_password(error: DatabaseUnavailable) -> bool:
     """True when the server refused for want of a (right) password."""
     cause = error.__cause__
-    original = cause.orig if isinstance(cause, OperationalError) else cause
-    if not isinstance(original, psycopg.Error):
+    if not isinstance(cause, psycopg.Error):
         return False
-    text = str(original)
+    text = str(cause)
     return (
-        original.sqlstate == "28P01"
+        cause.sqlstate == "28P01"
         or "no password supplied" in text
         or ("password authentication failed" in text)
     )
@@ -253,5 +234,4 @@ def server_version(conninfo: str, timeout_seconds: int = 5) -> str:
 
 def is_retryable(exc: BaseException) -> bool:
     """True for a deadlock or serialization failure: the transaction may simply be run again."""
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    return isinstance(orig, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+    return isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)

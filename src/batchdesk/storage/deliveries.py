@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Connection
-
-from batchdesk.storage.database import Database, raw_connection
+from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection, only_row
 
 # First key of the two-key advisory lock; the second is derived from the batch id.
 DELIVERY_LOCK_CLASS = 0x42_44_44  # "BDD"
@@ -29,17 +28,13 @@ def pending(
     connection: Connection, lookback_seconds: float, limit: int = 20
 ) -> list[PendingDelivery]:
     """Completed batches, finished within the look-back window, not delivered since."""
-    rows = (
-        raw_connection(connection)
-        .execute(
-            "SELECT id, base_directory_name FROM batches "
-            "WHERE status = 'completed' AND completed_at > now() - make_interval(secs => %s) "
-            "AND (delivered_at IS NULL OR delivered_at < completed_at) "
-            "ORDER BY completed_at LIMIT %s",
-            (lookback_seconds, limit),
-        )
-        .fetchall()
-    )
+    rows = connection.execute(
+        "SELECT id, base_directory_name FROM batches "
+        "WHERE status = 'completed' AND completed_at > now() - make_interval(secs => %s) "
+        "AND (delivered_at IS NULL OR delivered_at < completed_at) "
+        "ORDER BY completed_at LIMIT %s",
+        (lookback_seconds, limit),
+    ).fetchall()
     return [PendingDelivery(row[0], row[1]) for row in rows]
 
 
@@ -48,32 +43,31 @@ def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
     """Hold the batch's delivery lock for the block; yield False if another deliverer has it
     or the batch no longer needs delivering."""
     with database.connect() as connection:
-        raw = raw_connection(connection)
-        raw.autocommit = True  # the lock outlives statements, not a transaction held open
+        connection.autocommit = True  # the lock outlives statements, not a transaction held open
         try:
             key = (DELIVERY_LOCK_CLASS, batch_id)
-            got = raw.execute(
-                "SELECT pg_try_advisory_lock(%s::int4, hashtext(%s::text))", key
-            ).fetchone()[0]
+            got = only_row(
+                connection.execute("SELECT pg_try_advisory_lock(%s::int4, hashtext(%s::text))", key)
+            )[0]
             if not got:
                 yield False
                 return
             try:
-                still = raw.execute(
+                still = connection.execute(
                     "SELECT 1 FROM batches WHERE id = %s AND status = 'completed' "
                     "AND (delivered_at IS NULL OR delivered_at < completed_at)",
                     (batch_id,),
                 ).fetchone()
                 yield still is not None
             finally:
-                raw.execute("SELECT pg_advisory_unlock(%s::int4, hashtext(%s::text))", key)
+                connection.execute("SELECT pg_advisory_unlock(%s::int4, hashtext(%s::text))", key)
         finally:
-            raw.autocommit = False
+            connection.autocommit = False
 
 
 def mark_delivered(database: Database, batch_id: UUID, destination: str) -> None:
     with database.begin() as connection:
-        raw_connection(connection).execute(
+        connection.execute(
             "UPDATE batches SET delivered_at = now(), delivered_to = %s WHERE id = %s",
             (destination, batch_id),
         )

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+import psycopg
 
 from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
-from batchdesk.storage.database import Database, is_retryable, raw_connection
+from batchdesk.storage.database import Database, is_retryable
+from batchdesk.storage.pool import Connection, only_row
 
 # Serialises the reaper across the studio: one worker reaps at a time.
 REAPER_LOCK_KEY = 0x62617463_68646B03
@@ -72,7 +72,7 @@ def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
         try:
             with database.begin() as connection:
                 return work(connection)
-        except DBAPIError as exc:
+        except psycopg.Error as exc:
             if not is_retryable(exc) or attempt + 1 == _DEADLOCK_RETRIES:
                 raise
     raise AssertionError("unreachable")
@@ -80,7 +80,7 @@ def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
 
 def register_worker(database: Database, worker_id: str, threads: int) -> None:
     with database.begin() as connection:
-        raw_connection(connection).execute(
+        connection.execute(
             "INSERT INTO workers (id, host, pid, threads) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
             (worker_id, socket.gethostname(), os.getpid(), threads),
@@ -90,40 +90,32 @@ def register_worker(database: Database, worker_id: str, threads: int) -> None:
 def heartbeat(database: Database, worker_id: str) -> bool:
     """Record that the worker lives; False if it had been declared dead meanwhile."""
     with database.begin() as connection:
-        row = (
-            raw_connection(connection)
-            .execute(
-                "UPDATE workers SET heartbeat_at = now() WHERE id = %s RETURNING id", (worker_id,)
-            )
-            .fetchone()
-        )
+        row = connection.execute(
+            "UPDATE workers SET heartbeat_at = now() WHERE id = %s RETURNING id", (worker_id,)
+        ).fetchone()
     return row is not None
 
 
 def unregister_worker(database: Database, worker_id: str) -> None:
     with database.begin() as connection:
-        raw_connection(connection).execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+        connection.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
 
 
 def claim(database: Database, worker_id: str) -> ClaimedJob | None:
     """Take the next queued job that is due, or None; many claimers never get the same job."""
     with database.begin() as connection:
-        row = (
-            raw_connection(connection)
-            .execute(
-                "UPDATE jobs j SET status = 'processing', worker = %s, "
-                "lease_token = gen_random_uuid(), attempts = j.attempts + 1, "
-                "started_at = now(), heartbeat_at = now(), finished_at = NULL "
-                "FROM batches b "
-                "WHERE b.id = j.batch_id AND j.id = ("
-                "  SELECT id FROM jobs WHERE status = 'queued' AND run_after <= now() "
-                "  ORDER BY run_after, id FOR UPDATE SKIP LOCKED LIMIT 1) "
-                "RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, "
-                "j.input_size, j.pipeline, j.attempts, j.max_attempts, b.base_directory_name",
-                (worker_id,),
-            )
-            .fetchone()
-        )
+        row = connection.execute(
+            "UPDATE jobs j SET status = 'processing', worker = %s, "
+            "lease_token = gen_random_uuid(), attempts = j.attempts + 1, "
+            "started_at = now(), heartbeat_at = now(), finished_at = NULL "
+            "FROM batches b "
+            "WHERE b.id = j.batch_id AND j.id = ("
+            "  SELECT id FROM jobs WHERE status = 'queued' AND run_after <= now() "
+            "  ORDER BY run_after, id FOR UPDATE SKIP LOCKED LIMIT 1) "
+            "RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, "
+            "j.input_size, j.pipeline, j.attempts, j.max_attempts, b.base_directory_name",
+            (worker_id,),
+        ).fetchone()
     if row is None:
         return None
     values = list(row)
@@ -141,8 +133,7 @@ def complete(
     """
 
     def work(connection: Connection) -> bool:
-        raw = raw_connection(connection)
-        still_mine = raw.execute(
+        still_mine = connection.execute(
             "SELECT 1 FROM jobs WHERE id = %s AND lease_token = %s AND status = 'processing'",
             (job.id, job.lease_token),
         ).fetchone()
@@ -150,7 +141,7 @@ def complete(
             return False
         blob_store.store_in_transaction(connection, [(path, out.digest) for out, path in outputs])
         if outputs:
-            raw.cursor().executemany(
+            connection.cursor().executemany(
                 "INSERT INTO job_outputs (job_id, name, sha256, size, media_type, width, height) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [
@@ -166,7 +157,7 @@ def complete(
                     for o, _ in outputs
                 ],
             )
-        done = raw.execute(
+        done = connection.execute(
             "UPDATE jobs SET status = 'completed', finished_at = now(), last_error = NULL, "
             "lease_token = NULL WHERE id = %s AND lease_token = %s AND status = 'processing' "
             "RETURNING id",
@@ -190,28 +181,24 @@ def fail(database: Database, job: ClaimedJob, message: str, *, retryable: bool) 
     delay = RETRY_BACKOFF_SECONDS * 2 ** max(job.attempts - 1, 0)
 
     def work(connection: Connection) -> str | None:
-        row = (
-            raw_connection(connection)
-            .execute(
-                "UPDATE jobs SET "
-                "status = CASE WHEN %(retry)s AND attempts < max_attempts "
-                "  THEN 'queued' ELSE 'failed' END, "
-                "run_after = now() + make_interval(secs => %(delay)s), "
-                "finished_at = CASE WHEN %(retry)s AND attempts < max_attempts "
-                "  THEN NULL ELSE now() END, "
-                "last_error = %(message)s, lease_token = NULL "
-                "WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
-                "RETURNING status",
-                {
-                    "retry": retryable,
-                    "delay": delay,
-                    "message": message,
-                    "id": job.id,
-                    "token": job.lease_token,
-                },
-            )
-            .fetchone()
-        )
+        row = connection.execute(
+            "UPDATE jobs SET "
+            "status = CASE WHEN %(retry)s AND attempts < max_attempts "
+            "  THEN 'queued' ELSE 'failed' END, "
+            "run_after = now() + make_interval(secs => %(delay)s), "
+            "finished_at = CASE WHEN %(retry)s AND attempts < max_attempts "
+            "  THEN NULL ELSE now() END, "
+            "last_error = %(message)s, lease_token = NULL "
+            "WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
+            "RETURNING status",
+            {
+                "retry": retryable,
+                "delay": delay,
+                "message": message,
+                "id": job.id,
+                "token": job.lease_token,
+            },
+        ).fetchone()
         return None if row is None else str(row[0])
 
     return with_retry(database, work)
@@ -221,16 +208,12 @@ def release(database: Database, job: ClaimedJob) -> bool:
     """Give a job back to the queue untried (a clean stop): its attempt does not count."""
 
     def work(connection: Connection) -> bool:
-        row = (
-            raw_connection(connection)
-            .execute(
-                "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
-                "worker = NULL, lease_token = NULL, started_at = NULL, run_after = now() "
-                "WHERE id = %s AND lease_token = %s AND status = 'processing' RETURNING id",
-                (job.id, job.lease_token),
-            )
-            .fetchone()
-        )
+        row = connection.execute(
+            "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+            "worker = NULL, lease_token = NULL, started_at = NULL, run_after = now() "
+            "WHERE id = %s AND lease_token = %s AND status = 'processing' RETURNING id",
+            (job.id, job.lease_token),
+        ).fetchone()
         return row is not None
 
     return with_retry(database, work)
@@ -241,15 +224,11 @@ def still_held(database: Database, jobs: Sequence[ClaimedJob]) -> set[int]:
     if not jobs:
         return set()
     with database.connect() as connection:
-        rows = (
-            raw_connection(connection)
-            .execute(
-                "SELECT id FROM jobs WHERE status = 'processing' AND (id, lease_token) IN "
-                "(SELECT * FROM unnest(%s::bigint[], %s::uuid[]))",
-                ([j.id for j in jobs], [j.lease_token for j in jobs]),
-            )
-            .fetchall()
-        )
+        rows = connection.execute(
+            "SELECT id FROM jobs WHERE status = 'processing' AND (id, lease_token) IN "
+            "(SELECT * FROM unnest(%s::bigint[], %s::uuid[]))",
+            ([j.id for j in jobs], [j.lease_token for j in jobs]),
+        ).fetchall()
     return {row[0] for row in rows}
 
 
@@ -268,15 +247,16 @@ def reap(database: Database, liveness_timeout: float) -> ReapResult | None:
     """
 
     def work(connection: Connection) -> ReapResult | None:
-        raw = raw_connection(connection)
-        got = raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (REAPER_LOCK_KEY,)).fetchone()
+        got = only_row(
+            connection.execute("SELECT pg_try_advisory_xact_lock(%s)", (REAPER_LOCK_KEY,))
+        )
         if not got[0]:
             return None
-        raw.execute(
+        connection.execute(
             "DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => %s)",
             (liveness_timeout,),
         )
-        rows = raw.execute(
+        rows = connection.execute(
             "UPDATE jobs SET "
             "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, "
             "finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END, "
@@ -299,17 +279,13 @@ def retry_batch(database: Database, batch_id: UUID) -> int:
     """Put a batch's failed jobs back in the queue with fresh attempts; return how many."""
 
     def work(connection: Connection) -> int:
-        rows = (
-            raw_connection(connection)
-            .execute(
-                "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
-                "run_after = now(), finished_at = NULL, worker = NULL, lease_token = NULL "
-                "WHERE id IN (SELECT id FROM jobs WHERE batch_id = %s AND status = 'failed' "
-                "  ORDER BY id FOR UPDATE) RETURNING id",
-                (batch_id,),
-            )
-            .fetchall()
-        )
+        rows = connection.execute(
+            "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
+            "run_after = now(), finished_at = NULL, worker = NULL, lease_token = NULL "
+            "WHERE id IN (SELECT id FROM jobs WHERE batch_id = %s AND status = 'failed' "
+            "  ORDER BY id FOR UPDATE) RETURNING id",
+            (batch_id,),
+        ).fetchall()
         return len(rows)
 
     return with_retry(database, work)
@@ -325,17 +301,13 @@ def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
     """Cancel a batch's unfinished jobs; their workers notice and stop at the next step."""
 
     def work(connection: Connection) -> CancelResult:
-        rows = (
-            raw_connection(connection)
-            .execute(
-                "WITH chosen AS (SELECT id, status AS was FROM jobs WHERE batch_id = %s "
-                "  AND status IN ('queued', 'processing') ORDER BY id FOR UPDATE) "
-                "UPDATE jobs j SET status = 'cancelled', finished_at = now(), lease_token = NULL, "
-                "last_error = 'Cancelled.' FROM chosen WHERE j.id = chosen.id RETURNING chosen.was",
-                (batch_id,),
-            )
-            .fetchall()
-        )
+        rows = connection.execute(
+            "WITH chosen AS (SELECT id, status AS was FROM jobs WHERE batch_id = %s "
+            "  AND status IN ('queued', 'processing') ORDER BY id FOR UPDATE) "
+            "UPDATE jobs j SET status = 'cancelled', finished_at = now(), lease_token = NULL, "
+            "last_error = 'Cancelled.' FROM chosen WHERE j.id = chosen.id RETURNING chosen.was",
+            (batch_id,),
+        ).fetchall()
         running = sum(1 for row in rows if row[0] == "processing")
         return CancelResult(queued=len(rows) - running, running=running)
 
@@ -345,23 +317,15 @@ def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
 def job_counts(database: Database) -> dict[str, int]:
     """Return how many jobs are in each status, studio-wide."""
     with database.connect() as connection:
-        rows = (
-            raw_connection(connection)
-            .execute("SELECT status, count(*) FROM jobs GROUP BY status")
-            .fetchall()
-        )
+        rows = connection.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
     return {status: int(count) for status, count in rows}
 
 
 def input_header(connection: Connection, sha256: bytes) -> bytes:
     """Return the first bytes of a stored file (enough for a PNG header)."""
-    row = (
-        raw_connection(connection)
-        .execute(
-            "SELECT substring(data from 1 for 64) FROM blob_chunks "
-            "WHERE sha256 = %s AND chunk_index = 0",
-            (sha256,),
-        )
-        .fetchone()
-    )
+    row = connection.execute(
+        "SELECT substring(data from 1 for 64) FROM blob_chunks "
+        "WHERE sha256 = %s AND chunk_index = 0",
+        (sha256,),
+    ).fetchone()
     return bytes(row[0]) if row else b""

@@ -3,20 +3,22 @@
 Workstations of one studio may start at the same moment after an upgrade; an advisory lock makes
 one of them migrate while the others wait and then find nothing left to do.
 
-Alembic is imported only when the schema is not already this program's (a few hundred ms that
-every start of the window would otherwise pay): `upgrade` first reads the stored revision with
-one query and compares it with HEAD_REVISION, which a test keeps equal to Alembic's head.
+Alembic, and the SQLAlchemy it runs on, are imported only when the schema is not already this
+program's (half a second that every start of the window would otherwise pay): `upgrade` first
+reads the stored revision with one query and compares it with HEAD_REVISION, which a test keeps
+equal to Alembic's head.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
-
 from batchdesk.errors import SchemaMismatch
-from batchdesk.storage.database import Database
+from batchdesk.storage.database import Database, translate_errors
 
 if TYPE_CHECKING:
+    import sqlalchemy
     from alembic.config import Config
 
 MIGRATION_LOCK_KEY = 0x62617463_68646B01  # "batchdk" + 1: any fixed bigint unique to us
@@ -30,6 +32,27 @@ def _config() -> "Config":
     config = Config()
     config.set_main_option("script_location", "batchdesk.storage:migrations")
     return config
+
+
+@contextmanager
+def alembic_connection(
+    database: Database, *, begin: bool = False
+) -> Iterator["sqlalchemy.Connection"]:
+    """A SQLAlchemy connection to `database` for Alembic, in a transaction if `begin`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        "postgresql+psycopg://", creator=database.new_connection, poolclass=NullPool
+    )
+    try:
+        with (
+            translate_errors(database.description),
+            engine.begin() if begin else engine.connect() as connection,
+        ):
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def head_revision() -> str:
@@ -70,7 +93,7 @@ class SchemaStatus:
         )
 
 
-def _current_revision(connection: Connection) -> str | None:
+def _current_revision(connection: "sqlalchemy.Connection") -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(connection).get_current_revision()
@@ -79,16 +102,17 @@ def _current_revision(connection: Connection) -> str | None:
 def _stored_revision(database: Database) -> str | None:
     """The schema's revision by plain SQL; None when there is no single one."""
     with database.connect() as connection:
-        if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        table = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+        if table is None or table[0] is None:
             return None
-        rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
 def schema_status(database: Database) -> SchemaStatus:
     from alembic.script import ScriptDirectory
 
-    with database.connect() as connection:
+    with alembic_connection(database) as connection:
         current = _current_revision(connection)
     script = ScriptDirectory.from_config(_config())
     known = current is None or current in {rev.revision for rev in script.walk_revisions()}
@@ -109,13 +133,14 @@ def upgrade(database: Database) -> SchemaStatus:
     if _stored_revision(database) == HEAD_REVISION:
         return SchemaStatus(current=HEAD_REVISION, head=HEAD_REVISION, known=True)
     from alembic import command
+    from sqlalchemy import text
 
     status = schema_status(database)
     _refuse_newer(status, database.description)
     if status.is_current:
         return status
     config = _config()
-    with database.begin() as connection:
+    with alembic_connection(database, begin=True) as connection:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -9,11 +9,9 @@ previews again when batches change), and the name a batch really gets always com
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
-
-from sqlalchemy import Connection
 
 from batchdesk.domain.naming import base_directory_name
+from batchdesk.storage.pool import Connection
 
 
 def preview_names(
@@ -26,10 +24,9 @@ def preview_names(
     wanted = list(dict.fromkeys(prefixes))
     if not wanted:
         return {}
-    raw: Any = connection.connection.driver_connection
     # One statement, so the day and the counters are read from the same snapshot; the outer
     # row of the LEFT JOIN gives the day even when no prefix has a counter yet.
-    rows = raw.execute(
+    rows = connection.execute(
         "SELECT d.day, c.customer_prefix, c.last_counter "
         "FROM (SELECT coalesce(%s::date, batchdesk_today()) AS day) AS d "
         "LEFT JOIN batch_day_counters AS c "

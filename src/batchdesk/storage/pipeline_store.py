@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection
 
 from batchdesk.errors import NotFound
-from batchdesk.storage.database import Database, raw_connection
+from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection
 
 
 @dataclass(frozen=True)
@@ -20,20 +20,16 @@ class PipelineRow:
 
 
 def list_pipelines(connection: Connection) -> list[PipelineRow]:
-    rows = (
-        raw_connection(connection)
-        .execute("SELECT name, description, version, steps FROM pipelines ORDER BY name")
-        .fetchall()
-    )
+    rows = connection.execute(
+        "SELECT name, description, version, steps FROM pipelines ORDER BY name"
+    ).fetchall()
     return [PipelineRow(*row) for row in rows]
 
 
 def load_pipeline(connection: Connection, name: str) -> PipelineRow:
-    row = (
-        raw_connection(connection)
-        .execute("SELECT name, description, version, steps FROM pipelines WHERE name = %s", (name,))
-        .fetchone()
-    )
+    row = connection.execute(
+        "SELECT name, description, version, steps FROM pipelines WHERE name = %s", (name,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"There is no pipeline named {name!r}.")
     return PipelineRow(*row)
@@ -43,9 +39,8 @@ def install_missing(database: Database, pipelines: Iterable[Mapping[str, Any]]) 
     """Add the shipped pipelines a database does not have yet; never overwrite a studio's own."""
     added = 0
     with database.begin() as connection:
-        raw = raw_connection(connection)
         for pipeline in pipelines:
-            row = raw.execute(
+            row = connection.execute(
                 "INSERT INTO pipelines (name, description, version, steps) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING name",
                 (

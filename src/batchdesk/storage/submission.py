@@ -13,10 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 from uuid import UUID
-
-from sqlalchemy import Connection
 
 from batchdesk.domain.file_selection import SelectedFile, describe_selection
 from batchdesk.domain.naming import PrefixRule, base_directory_name
@@ -24,6 +21,7 @@ from batchdesk.errors import Cancelled, InvalidRequest, KnownError, NotFound
 from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection, only_row
 
 MAX_DESCRIPTION_LENGTH = 4000
 # How often the blobs a batch needs may vanish to a concurrent delete before we give up.
@@ -202,18 +200,16 @@ def _in_lock_order(batches: Sequence[PlannedBatch]) -> list[PlannedBatch]:
 
 def _lock_blobs(connection: Connection, digests: Sequence[FileDigest]) -> set[bytes]:
     """Hold the stored files against deletion until commit; return the hashes that are gone."""
-    raw: Any = connection.connection.driver_connection
-    raw.execute("SELECT pg_advisory_xact_lock_shared(%s)", (blob_store.BLOB_GC_LOCK_KEY,))
+    connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (blob_store.BLOB_GC_LOCK_KEY,))
     wanted = list({d.sha256 for d in digests})
-    rows = raw.execute(
+    rows = connection.execute(
         "SELECT sha256 FROM blobs WHERE sha256 = ANY(%s) FOR KEY SHARE", (wanted,)
     ).fetchall()
     return set(wanted) - {bytes(row[0]) for row in rows}
 
 
 def require_pipeline(connection: Connection, name: str) -> None:
-    raw: Any = connection.connection.driver_connection
-    names = [row[0] for row in raw.execute("SELECT name FROM pipelines ORDER BY name")]
+    names = [row[0] for row in connection.execute("SELECT name FROM pipelines ORDER BY name")]
     if name not in names:
         raise NotFound(f"There is no pipeline named {name!r}; choose one of {', '.join(names)}.")
 
@@ -227,15 +223,16 @@ def allocate_counter(
     for the same customer and day waits, then gets the next number; a rollback gives the number
     back, so numbers have no gaps.
     """
-    raw: Any = connection.connection.driver_connection
-    row = raw.execute(
-        "INSERT INTO batch_day_counters AS c (customer_prefix, batch_date, last_counter) "
-        "VALUES (%s, coalesce(%s, batchdesk_today()), 1) "
-        "ON CONFLICT (customer_prefix, batch_date) "
-        "DO UPDATE SET last_counter = c.last_counter + 1 "
-        "RETURNING batch_date, last_counter",
-        (prefix, batch_date),
-    ).fetchone()
+    row = only_row(
+        connection.execute(
+            "INSERT INTO batch_day_counters AS c (customer_prefix, batch_date, last_counter) "
+            "VALUES (%s, coalesce(%s, batchdesk_today()), 1) "
+            "ON CONFLICT (customer_prefix, batch_date) "
+            "DO UPDATE SET last_counter = c.last_counter + 1 "
+            "RETURNING batch_date, last_counter",
+            (prefix, batch_date),
+        )
+    )
     return row[0], row[1]
 
 
@@ -246,26 +243,27 @@ def _create_batch(
     description: str,
     request: SubmissionRequest,
 ) -> CreatedBatch:
-    raw: Any = connection.connection.driver_connection
     batch_date, counter = allocate_counter(connection, planned.customer_prefix, request.batch_date)
     name = base_directory_name(planned.customer_prefix, batch_date, counter)
     text = description or describe_selection(request.source_paths, planned.files)
-    batch_id = raw.execute(
-        "INSERT INTO batches (customer_prefix, batch_date, batch_counter, base_directory_name, "
-        "render_description, pipeline, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "RETURNING id",
-        (
-            planned.customer_prefix,
-            batch_date,
-            counter,
-            name,
-            text,
-            request.pipeline,
-            request.created_by or current_user(),
-        ),
-    ).fetchone()[0]
+    batch_id = only_row(
+        connection.execute(
+            "INSERT INTO batches (customer_prefix, batch_date, batch_counter, base_directory_name, "
+            "render_description, pipeline, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id",
+            (
+                planned.customer_prefix,
+                batch_date,
+                counter,
+                name,
+                text,
+                request.pipeline,
+                request.created_by or current_user(),
+            ),
+        )
+    )[0]
     files = planned.files
-    raw.execute(
+    connection.execute(
         "INSERT INTO jobs (batch_id, position, file_name, source_path, input_sha256, "
         "input_size, pipeline) "
         "SELECT %s, u.position, u.file_name, u.source_path, u.sha256, u.size, %s "
@@ -281,9 +279,11 @@ def _create_batch(
             [digests[f.path].size for f in files],
         ),
     )
-    row = raw.execute(
-        "SELECT total_files, total_size, status FROM batches WHERE id = %s", (batch_id,)
-    ).fetchone()
+    row = only_row(
+        connection.execute(
+            "SELECT total_files, total_size, status FROM batches WHERE id = %s", (batch_id,)
+        )
+    )
     return CreatedBatch(
         id=batch_id,
         base_directory_name=name,
