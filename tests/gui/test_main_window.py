@@ -1,6 +1,6 @@
 """The whole window on a real database: it opens whatever the database does, and the parts
-work together: a drop becomes a batch in the tree, another workstation's change shows, delete
-asks first, closing gives jobs back."""
+work together: a drop becomes a batch in the tree, another workstation's change shows, the
+window's own workers run what is queued, delete asks first."""
 
 import subprocess
 import sys
@@ -15,8 +15,9 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from batchdesk.settings import AppPaths, Settings
+from batchdesk.storage.database import Database
 from tests.e2e.processes import environment_for
-from tests.factories import make_png
+from tests.factories import make_batch, make_png
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.main_window import MainWindow
@@ -134,6 +135,31 @@ def test_a_change_made_by_another_workstation_appears(
 
     qtbot.waitUntil(lambda: statuses() == ("completed", "completed"), timeout=30_000)
     qtbot.waitUntil(lambda: workspace.stats.figure_text("completed") == "1", timeout=30_000)
+
+
+def test_a_window_that_runs_jobs_processes_the_queued_batch_it_shows(
+    qtbot: QtBot,
+    tasks: BackgroundTasks,
+    tmp_path: Path,
+    database: Database,
+    database_conninfo: str,
+    closing: list,
+) -> None:
+    queued = make_batch(database, tmp_path / "renders", count=2).batches[0]
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo, run_jobs=True)
+    closing.append((window, session))
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+    workspace = window.workspace
+    assert workspace is not None
+
+    def shown_status() -> str | None:
+        batch = workspace.model.batch_at(workspace.model.index(0, 0))
+        return batch.status if batch and batch.id == queued.id else None
+
+    qtbot.waitUntil(lambda: shown_status() == "completed", timeout=60_000)
+    assert workspace.runner.enabled
+    assert workspace.runner.jobs_done_today == 2
+    workspace.shut_down()
 
 
 def test_delete_asks_first_naming_the_batch(

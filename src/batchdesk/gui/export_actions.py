@@ -15,6 +15,9 @@ nothing under the chosen name. What happened is reported three ways:
 Whether zips carry the submitted PNGs is a checkable action (`include_originals_action`, kept
 in QSettings) that the window puts beside "Export zip...": one dialog per export, and the
 choice stays as it was left, instead of an options dialog before every save dialog.
+
+The exporters are imported by the actions that use them, so they load at the first export
+rather than before the window's first page.
 """
 
 from collections.abc import Callable
@@ -28,7 +31,6 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import Cancelled, KnownError, NotFound
-from batchdesk.export import folder_export, zip_export
 from batchdesk.export.atomic_file import TargetExists
 from batchdesk.export.summary import ExportSummary
 from batchdesk.export.transfer import ExportProgress
@@ -116,6 +118,8 @@ class ExportActions(QObject):
 
     def export_zip(self, batch: BatchRow) -> None:
         """Ask where to save BASE_NAME.zip, then write it in the background."""
+        from batchdesk.export import zip_export
+
         name = batch.base_directory_name
         suggested = self.last_folder() / zip_export.default_zip_name(name)
         chosen, _filter = QFileDialog.getSaveFileName(
@@ -132,6 +136,8 @@ class ExportActions(QObject):
         self._start_zip(batch, target, overwrite=confirmed)
 
     def _start_zip(self, batch: BatchRow, target: Path, *, overwrite: bool) -> None:
+        from batchdesk.export import zip_export
+
         name = batch.base_directory_name
         database, include = self._database, self.include_inputs
 
@@ -179,6 +185,8 @@ class ExportActions(QObject):
         self._start_zips(list(batches), folder, replace=False)
 
     def _start_zips(self, batches: list[BatchRow], folder: Path, *, replace: bool) -> None:
+        from batchdesk.export import zip_export
+
         database, include, count = self._database, self.include_inputs, len(batches)
 
         def work(context: TaskContext) -> BulkExport:
@@ -218,6 +226,8 @@ class ExportActions(QObject):
         self._run(title, work, self._on_zips_written, None, describe)
 
     def _on_zips_written(self, outcome: BulkExport) -> None:
+        from batchdesk.export import zip_export
+
         for summary in outcome.summaries:
             self.export_finished.emit(summary)
         done = len(outcome.summaries)
@@ -258,6 +268,8 @@ class ExportActions(QObject):
     def _start_job_outputs(
         self, batch: BatchRow, job: JobRow, folder: Path, *, overwrite: bool
     ) -> None:
+        from batchdesk.export import folder_export
+
         database = self._database
 
         def work(context: TaskContext) -> ExportSummary:

@@ -31,14 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from batchdesk.errors import KnownError
-from batchdesk.export.delivery import AutoDelivery
-from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
 from batchdesk.storage.database import Database
+
+if TYPE_CHECKING:  # imported by start(): the image pipelines load after the window's first page
+    from batchdesk.export.delivery import AutoDelivery
+    from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +138,9 @@ class EventBatcher(QObject):
 class _Run:
     """One start of the runner; `started` is written by its start thread, read after a join."""
 
-    runner: Runner
+    runner: "Runner"
     pool: QtTaskPool
-    delivery: AutoDelivery | None
+    delivery: "AutoDelivery | None"
     work_dir: Path  # ours, holding the runner's: removed even when the start fails
     started: bool = False
     error: str = ""
@@ -163,12 +165,13 @@ class RunnerHost(QObject):
         settings_threads: int,
         parent: QObject | None = None,
         *,
-        config: RunnerConfig | None = None,
+        config: "RunnerConfig | None" = None,
         delivery_folder: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self._database = database
-        self._config = replace(config or RunnerConfig(), threads=max(1, settings_threads))
+        self._config = config  # None: the runner's defaults
+        self._threads = max(1, settings_threads)
         self._delivery_folder = delivery_folder
         self._run: _Run | None = None  # the run wanted now
         self._live: list[_Run] = []  # started or stopping, until their stop is done
@@ -185,7 +188,7 @@ class RunnerHost(QObject):
 
     @property
     def threads(self) -> int:
-        return self._config.threads
+        return self._threads
 
     @property
     def enabled(self) -> bool:
@@ -224,9 +227,13 @@ class RunnerHost(QObject):
         """Start claiming jobs; `started` or `failed` follows."""
         if self._run is not None:
             return
-        pool = QtTaskPool(self._config.threads, parent=self)
-        work_dir = Path(tempfile.mkdtemp(prefix="batchdesk-window-", dir=self._config.work_dir))
-        config = replace(self._config, work_dir=work_dir)
+        from batchdesk.export.delivery import AutoDelivery
+        from batchdesk.jobs.runner import Runner, RunnerConfig
+
+        given = self._config or RunnerConfig()
+        pool = QtTaskPool(self._threads, parent=self)
+        work_dir = Path(tempfile.mkdtemp(prefix="batchdesk-window-", dir=given.work_dir))
+        config = replace(given, threads=self._threads, work_dir=work_dir)
         runner = Runner(self._database, config, pool=pool, on_event=self._batcher.add)
         delivery = None
         if self._delivery_folder is not None:
@@ -321,7 +328,7 @@ class RunnerHost(QObject):
 
     # -- events -----------------------------------------------------------------------------
 
-    def _on_batcher_drained(self, events: list[JobEvent]) -> None:
+    def _on_batcher_drained(self, events: "list[JobEvent]") -> None:
         self._roll_day()
         self._done_today += sum(1 for event in events if event.kind == "completed")
         self.job_events.emit(events)

@@ -23,9 +23,7 @@ from batchdesk.app import AppContext
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 
-from batchdesk.gui.about_dialog import AboutDialog
 from batchdesk.gui.background import BackgroundTasks
-from batchdesk.gui.preferences_dialog import PreferencesDialog
 from batchdesk.gui.session import DatabaseSession
 from batchdesk.gui.status_bar import StatusBar
 from batchdesk.gui.submit_panel import paths_from_mime
@@ -233,9 +231,11 @@ class MainWindow(QMainWindow):
             event.accept()
             self.add_paths(paths)
 
-    # -- dialogs -----------------------------------------------------------------------------
+    # -- dialogs (their modules load when first opened, not before the first page) ------------
 
     def show_preferences(self) -> None:
+        from batchdesk.gui.preferences_dialog import PreferencesDialog
+
         dialog = PreferencesDialog(self.settings, self.tasks, self.paths, self)
         if not dialog.exec():
             return
@@ -253,6 +253,8 @@ class MainWindow(QMainWindow):
         self.status.show_text("Preferences saved" + (f"; {'; '.join(notes)}." if notes else "."))
 
     def show_about(self) -> None:
+        from batchdesk.gui.about_dialog import AboutDialog
+
         context = self.workspace.context if self.workspace else None
         description = context.database.description if context else "not connected"
         AboutDialog(description, self.paths, parent=self).exec()

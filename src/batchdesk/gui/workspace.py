@@ -102,10 +102,19 @@ class Workspace(QObject):
     # -- life ------------------------------------------------------------------------------
 
     def start(self, *, run_jobs: bool) -> None:
-        """Begin: first figures, live updates, and this computer's workers if wanted."""
+        """Begin: first figures, live updates, and this computer's workers if wanted.
+
+        The workers start once the first page of batches has been read: starting them loads
+        the image pipelines and claims jobs, which the first page should not wait for.
+        """
         self.stats.refresh()
         self.live.start()
-        if run_jobs:
+        if run_jobs:  # the view asks for the first page when it lays out, just after this
+            self.model.loading_changed.connect(self._start_runner_after_first_page)
+
+    def _start_runner_after_first_page(self, loading: bool) -> None:
+        if not loading:
+            self.model.loading_changed.disconnect(self._start_runner_after_first_page)
             self.runner.start()
 
     def connection_restored(self, *, run_jobs: bool) -> None:
