@@ -106,3 +106,11 @@ def test_opening_a_current_database_and_reading_batches_loads_no_sqlalchemy(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_connection_comes_back_out_of_autocommit(database: Database) -> None:
+    with database.connect() as connection:
+        connection.autocommit = True  # as the delivery lock does while it holds a session lock
+    with database.connect() as connection:
+        connection.execute("INSERT INTO studio_settings (key, value) VALUES ('left', 'open')")
+    assert studio_setting(database, "left") is None  # in a transaction, so rolled back

@@ -11,7 +11,7 @@ importing it imports all of SQLAlchemy: a third of a second at every start.)
 - A connection is checked before it is handed out again (an empty query; a dead one is closed
   and the next is tried), as SQLAlchemy's `pool_pre_ping` did: a server restart or a dropped
   network costs nobody an error.
-- A connection comes back rolled back; a broken one is closed, never kept.
+- A connection comes back rolled back, out of autocommit; a broken one is closed, never kept.
 - At most `keep_idle` connections wait between uses. There is no ceiling on connections in use:
   everything that takes one is a thread of a bounded pool (the window's tasks, the runner's).
 """
@@ -72,11 +72,13 @@ class ConnectionPool:
             connection.close()
 
     def _give_back(self, connection: Connection) -> None:
-        if not connection.closed and connection.info.transaction_status != TransactionStatus.IDLE:
+        if not connection.closed:
             try:
-                connection.rollback()
+                if connection.info.transaction_status != TransactionStatus.IDLE:
+                    connection.rollback()
+                connection.autocommit = False  # as every borrower expects to find it
             except psycopg.Error as exc:
-                log.debug("closing a connection that could not roll back: %s", exc)
+                log.debug("closing a connection that could not be reset: %s", exc)
                 connection.close()
         with self._lock:
             keep = not self._closed and not connection.closed and len(self._idle) < self._keep_idle
