@@ -612,6 +612,8 @@ USAGE_ERRORS = {
     "an unknown status": ["list", "--status", "nope"],
     "show without a batch": ["show"],
     "db without an action": ["db"],
+    "the self-test with a command": ["--self-test", "list"],
+    "the self-test with a database": ["--self-test", "--database-url", "postgresql://db.studio/x"],
 }
 
 
@@ -625,6 +627,8 @@ def test_usage_errors_exit_2_with_one_sentence(cli: Cli) -> None:
         assert run.stdout == "", (mistake, run)
         if len(args) > 1 and args[0] == "list":
             assert args[-1] in run.stderr, (mistake, run)  # names what was wrong
+        if args[0] == "--self-test":
+            assert f"leave out {args[1]!r}" in run.stderr, (mistake, run)
 
 
 @pytest.mark.slow

@@ -176,6 +176,17 @@ COMMANDS: dict[str | None, tuple[str, str]] = {
 }
 
 
+def _check_self_test_alone(args: argparse.Namespace) -> None:
+    # It checks this installation on an embedded database of its own; anything else given with
+    # it would be silently ignored, and a check of something else believed done.
+    extra = args.command or ("--database-url" if args.database_url else None)
+    if extra:
+        raise UsageError(
+            f"batchdesk: --self-test runs alone, on a temporary embedded database of its own; "
+            f"leave out {extra!r} (see batchdesk --help)."
+        )
+
+
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(143)
 
@@ -187,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         args = build_parser().parse_args(argv)
+        if args.self_test:
+            _check_self_test_alone(args)
         module, name = COMMANDS["self-test" if args.self_test else args.command]
         command: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), name
