@@ -18,6 +18,7 @@ from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage.batch_positions import batch_positions, place_batches
 from batchdesk.storage.batch_queries import (
     BatchRow,
+    batch_page,
     batch_stats,
     batches_by_ids,
     count_batches,
@@ -89,11 +90,13 @@ def names_of(*batches: CreatedBatch) -> list[str]:
 
 
 def found(database: Database, **filters: Any) -> list[str]:
-    """Return the names list_batches finds for `filters`; count_batches must agree."""
+    """Return the names list_batches finds for `filters`; count_batches and batch_page (the
+    window's and `batchdesk list`'s read) must agree."""
     query = BatchQuery(**filters)
     with database.connect() as connection:
         rows = list_batches(connection, query)
         assert count_batches(connection, query) == len(rows)
+        assert batch_page(connection, query) == (rows, len(rows))
     return names(rows)
 
 
@@ -295,6 +298,23 @@ def test_pages_are_disjoint_cover_every_batch_and_keep_the_order(
     assert pages[0] + pages[1] + pages[2] == everything
     assert len(set(everything)) == 25
     assert past_the_end == []
+
+
+def test_a_paged_search_gives_each_page_with_the_number_of_all_matches(
+    database: Database, tmp_path: Path
+) -> None:
+    for n in range(12):
+        new_batch(database, tmp_path, description="Oslo sofa" if n % 2 else "lamp")
+    pages = []
+    with database.connect() as connection:
+        for offset in (0, 4, 8):
+            pages.append(batch_page(connection, BatchQuery(text="SOFA", limit=4, offset=offset)))
+        everything = list_batches(connection, BatchQuery(text="sofa"))
+
+    assert [(len(rows), total) for rows, total in pages] == [(4, 6), (2, 6), (0, 6)]
+    assert pages[0][0] + pages[1][0] == everything
+    with database.connect() as connection:
+        assert batch_page(connection, BatchQuery(text="no such batch")) == ([], 0)
 
 
 @pytest.mark.parametrize(

@@ -127,8 +127,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         offset=args.offset,
     )
     with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
-        batches = batch_queries.list_batches(connection, query)
-        total = batch_queries.count_batches(connection, query)
+        batches, total = batch_queries.batch_page(connection, query)
         any_batches = total > 0 or batch_queries.count_batches(connection, BatchQuery()) > 0
     if args.json:
         print_json([b.as_json() for b in batches])

@@ -23,6 +23,7 @@ from batchdesk.storage.batch_positions import PlacedBatch, batch_positions, plac
 from batchdesk.storage.batch_queries import (
     BatchRow,
     JobRow,
+    batch_page,
     count_batches,
     list_batches,
     list_jobs,
@@ -102,8 +103,7 @@ def page_request(query: BatchQuery, loaded: Sequence[BatchRow], page_size: int) 
 def read_page(database: Database, request: PageRequest) -> Page:
     """Read a page and the total; runs on a pool thread."""
     with _snapshot(database) as connection:
-        rows = list_batches(connection, request.query)
-        total = count_batches(connection, request.query)
+        rows, total = batch_page(connection, request.query)
     return Page(tuple(rows), total)
 
 

@@ -228,6 +228,28 @@ def count_batches(connection: Connection, query: BatchQuery) -> int:
     return int(row[0])
 
 
+def batch_page(connection: Connection, query: BatchQuery) -> tuple[list[BatchRow], int]:
+    """One page of batches matching `query`, and how many match in all.
+
+    A text search reads every batch (`ILIKE` on name and description), so there the total comes
+    with the page, one scan instead of two (`count(*) OVER ()`). Without text the page is a
+    top-N sort and the count a cheap one, and a single statement would be slower: it sorts
+    every match, not just a page's worth. Measured on 10,000 batches: 24-27 ms against 36-48 ms
+    for a search, 17-18 ms against 6-9 ms without one.
+    """
+    if not query.text:
+        return list_batches(connection, query), count_batches(connection, query)
+    where, params = where_clause(query)
+    sql = (
+        f"SELECT {', '.join(BATCH_COLUMNS)}, count(*) OVER () FROM batches{where} "
+        f"ORDER BY {order_clause(query)} LIMIT %s OFFSET %s"
+    )
+    rows = connection.execute(sql, [*params, query.limit, query.offset]).fetchall()
+    if not rows:  # past the end, or nothing matches: no row to carry the total
+        return [], count_batches(connection, query) if query.offset else 0
+    return [batch_row(row[:-1]) for row in rows], int(rows[0][-1])
+
+
 def find_batch(connection: Connection, reference: str) -> BatchRow:
     """Return the batch named by `reference`: its id or its base directory name."""
     text = reference.strip()
