@@ -32,7 +32,8 @@ def test_indexes_from_the_design_exist(database: Database, database_conninfo: st
         in (definitions["batches_prefix_date_counter_key"])
     )
     assert "(status)" in definitions["batches_status_idx"]
-    assert "(created_at)" in definitions["batches_created_at_idx"]
+    assert "(created_at DESC NULLS LAST, id DESC)" in definitions["batches_newest_first_idx"]
+    assert "batches_created_at_idx" not in definitions  # the index above serves its ranges
     assert '(batch_id, "position")' in definitions["jobs_batch_id_position_key"]
     assert "WHERE (status = 'queued'::text)" in definitions["jobs_queued_idx"]
 

@@ -87,7 +87,8 @@ batches = Table(
     ),
     CheckConstraint("batch_counter >= 1"),
     Index("batches_status_idx", "status"),
-    Index("batches_created_at_idx", "created_at"),
+    # The list's default order, newest first with id as the tie-break (migration 0004).
+    Index("batches_newest_first_idx", text("created_at DESC NULLS LAST"), text("id DESC")),
     Index(
         "batches_completed_at_idx",
         "completed_at",
