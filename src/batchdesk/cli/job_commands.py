@@ -67,14 +67,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         folder = args.deliver_to or app.settings.delivery_folder
         delivery = AutoDelivery(app.database, Path(folder), on_event=printer) if folder else None
         runner.start()
-        if delivery is not None:
-            delivery.start()
-            err(f"Delivering completed batches to {delivery.folder}.")
-        err(
-            f"Worker {runner.worker_id} running {plural(threads, 'thread')} on the "
-            f"{app.database.description}" + (" until the queue is empty." if args.drain else ".")
-        )
+        # From here on an interrupt, even one that lands while the first lines are written (a
+        # supervisor sends it as soon as it reads them), stops the runner before the database
+        # closes under its threads.
         try:
+            if delivery is not None:
+                delivery.start()
+                err(f"Delivering completed batches to {delivery.folder}.")
+            err(
+                f"Worker {runner.worker_id} running {plural(threads, 'thread')} on the "
+                f"{app.database.description}"
+                + (" until the queue is empty." if args.drain else ".")
+            )
             if args.drain:
                 runner.drained.wait()
             else:

@@ -18,7 +18,7 @@ from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage import conninfo as conninfo_text
 from batchdesk.storage import credentials
 from batchdesk.storage.embedded import EmbeddedServer
-from batchdesk.storage.pool import Connection, ConnectionPool
+from batchdesk.storage.pool import Connection, ConnectionPool, PoolClosed
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,16 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """Yield a connection; what the block leaves uncommitted is rolled back."""
-        with translate_errors(self.description), self._pool.connection() as connection:
-            yield connection
+        """Yield a connection; what the block leaves uncommitted is rolled back.
+
+        After `close()` this raises DatabaseUnavailable, so a thread still at work while the
+        program shuts down (a job being given back) stops as it would on a lost connection.
+        """
+        try:
+            with translate_errors(self.description), self._pool.connection() as connection:
+                yield connection
+        except PoolClosed as exc:
+            raise DatabaseUnavailable(f"The database {self.description} has been closed.") from exc
 
     def new_connection(self) -> Connection:
         """A connection outside the pool, for work that keeps one (the caller closes it)."""

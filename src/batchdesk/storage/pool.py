@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 Connection: TypeAlias = psycopg.Connection[Any]
 
 
+class PoolClosed(Exception):
+    """The pool has been closed: nothing more can be borrowed from it."""
+
+
 class ConnectionPool:
     def __init__(self, connect: Callable[[], Connection], keep_idle: int = 5) -> None:
         self._connect = connect
@@ -63,7 +67,7 @@ class ConnectionPool:
         while True:
             with self._lock:
                 if self._closed:
-                    raise RuntimeError("the database has been closed")
+                    raise PoolClosed("the pool has been closed")
                 connection = self._idle.pop() if self._idle else None
             if connection is None:
                 return self._connect()
