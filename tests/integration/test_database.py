@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psycopg
@@ -68,9 +69,17 @@ def test_a_failed_block_rolls_back_and_leaves_a_usable_connection(database: Data
 def test_close_ends_the_server_sessions(database: Database, database_conninfo: str) -> None:
     pid = backend_pid(database)
     database.close()
-    with psycopg.connect(database_conninfo) as admin:
-        alive = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
-        assert only_row(alive)[0] == 0
+
+    def session_alive() -> bool:
+        with psycopg.connect(database_conninfo) as admin:
+            row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            return bool(only_row(row)[0])
+
+    # The server ends a session a moment after its client says goodbye: wait for that moment.
+    deadline = time.monotonic() + 10
+    while session_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not session_alive()
     # A thread still at work then stops as on a lost connection, with a sentence.
     with pytest.raises(DatabaseUnavailable, match=r"has been closed\.$"), database.connect():
         pass
