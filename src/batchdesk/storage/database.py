@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -60,18 +61,14 @@ def resolve_target(
     return DatabaseTarget(None, "default")
 
 
-def _connection_options(conninfo: str) -> dict[str, str]:
+def _with_defaults(conninfo: str) -> str:
+    """`conninfo` with batchdesk's defaults for the options it leaves unset."""
     given = conninfo_to_dict(conninfo)
     options = {k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
     host = str(given.get("host") or "")
     if host.startswith("/"):
         options = {k: v for k, v in options.items() if not k.startswith("keepalives")}
-    return options
-
-
-def full_conninfo(conninfo: str) -> str:
-    """`conninfo` with batchdesk's defaults for the options it leaves unset."""
-    return make_conninfo(conninfo, **_connection_options(conninfo))
+    return make_conninfo(conninfo, **options)
 
 
 class Database:
@@ -93,8 +90,8 @@ class Database:
         self.conninfo = conninfo
         self.description = description
         self.embedded = embedded
-        with_defaults = full_conninfo(conninfo)
-        self._pool = ConnectionPool(lambda: psycopg.connect(with_defaults), keep_idle)
+        self._connect = partial(psycopg.connect, _with_defaults(conninfo))
+        self._pool = ConnectionPool(self._connect, keep_idle)
 
     @property
     def is_embedded(self) -> bool:
@@ -163,7 +160,7 @@ class Database:
     def new_connection(self) -> Connection:
         """A connection outside the pool, for work that keeps one (the caller closes it)."""
         with translate_errors(self.description):
-            return self._pool.new_connection()
+            return self._connect()
 
     def close(self) -> None:
         self._pool.close()

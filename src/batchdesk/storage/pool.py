@@ -51,10 +51,6 @@ class ConnectionPool:
         finally:
             self._give_back(connection)
 
-    def new_connection(self) -> Connection:
-        """A connection of the caller's own, outside the pool (the caller closes it)."""
-        return self._connect()
-
     def close(self) -> None:
         """Close the waiting connections; those in use are closed when they come back."""
         with self._lock:
