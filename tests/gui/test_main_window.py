@@ -70,7 +70,7 @@ def test_an_unreachable_database_is_said_and_retried_without_a_crash(
     assert "Trying again every 5 s" in window.waiting.text()
     assert "unreachable" in window.status.connection_text
     assert window.workspace is None
-    assert not window.actions.add_files.isEnabled()
+    assert not window.window_actions.add_files.isEnabled()
     # A first start never opens wider or taller than the screen (a laptop's, here 800 x 600).
     room = window.screen().availableGeometry()
     assert window.width() <= room.width()
@@ -188,9 +188,9 @@ def test_delete_asks_first_naming_the_batch(
 
     monkeypatch.setattr(QMessageBox, "warning", answer)
 
-    window.actions.delete.trigger()  # answered Cancel
+    window.window_actions.delete.trigger()  # answered Cancel
     assert workspace.model.rowCount() == 1
-    window.actions.delete.trigger()  # answered Yes
+    window.window_actions.delete.trigger()  # answered Yes
     qtbot.waitUntil(lambda: workspace.model.rowCount() == 0, timeout=30_000)
 
     assert len(asked) == 2

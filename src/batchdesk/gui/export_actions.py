@@ -72,6 +72,11 @@ def _describe(progress: ExportProgress) -> tuple[str, float, ExportProgress]:
     return _progress_text(progress), progress.fraction, progress
 
 
+def _indexed(context: TaskContext, index: int) -> Callable[[ExportProgress], None]:
+    """Progress of the `index`-th zip of several, as (index, progress)."""
+    return lambda progress: context.progress((index, progress))
+
+
 def _written(summary: ExportSummary) -> str:
     return f"{plural(summary.files, 'file')}, {format_size(summary.bytes)}"
 
@@ -200,7 +205,7 @@ class ExportActions(QObject):
                         folder / zip_export.default_zip_name(name),
                         include_inputs=include,
                         overwrite=replace,
-                        progress=lambda p, i=index: context.progress((i, p)),
+                        progress=_indexed(context, index),
                         cancelled=context.cancelled,
                     )
                 except TargetExists:
@@ -307,7 +312,7 @@ class ExportActions(QObject):
     def last_folder(self) -> Path:
         """The folder of the last export, else the documents folder."""
         remembered = self._settings.value(LAST_FOLDER_KEY, "", type=str)
-        if remembered and Path(remembered).is_dir():
+        if isinstance(remembered, str) and remembered and Path(remembered).is_dir():
             return Path(remembered)
         documents = QStandardPaths.writableLocation(
             QStandardPaths.StandardLocation.DocumentsLocation

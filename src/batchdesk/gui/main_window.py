@@ -9,7 +9,7 @@ selection.
 from pathlib import Path
 from uuid import UUID
 
-from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QLabel,
@@ -69,8 +69,8 @@ class MainWindow(QMainWindow):
 
         self.notifier = Notifier(self)
         self.notifier.set_enabled(settings.notifications)
-        self.actions = WindowActions(self)
-        self.actions.set_connected(False)
+        self.window_actions = WindowActions(self)
+        self.window_actions.set_connected(False)
         self._status_timer = QTimer(self, interval=STATUS_REFRESH_MS)
         self._status_timer.timeout.connect(self._update_worker_status)
 
@@ -121,13 +121,13 @@ class MainWindow(QMainWindow):
         workspace.model.dataChanged.connect(self._on_model_data_changed)
         workspace.preview.load_failed.connect(self.session.report_failure)
         workspace.stats.refresh_failed.connect(self.session.report_failure)
-        self.actions.add_export_options(workspace.exports.include_originals_action)
+        self.window_actions.add_export_options(workspace.exports.include_originals_action)
 
         workspace.restore_state(self.window_state)
         workspace.start(run_jobs=self.settings.run_jobs)
         self._status_timer.start()
         self._update_worker_status()
-        self.actions.set_connected(True)
+        self.window_actions.set_connected(True)
         self._on_tree_selection_changed()
 
     # -- live updates ----------------------------------------------------------------------
@@ -171,7 +171,7 @@ class MainWindow(QMainWindow):
         return (batch, job) if job is not None and batch is not None else None
 
     def _on_tree_selection_changed(self, *_args: object) -> None:
-        self.actions.update_for_selection(self.selected_batches(), self.selected_job())
+        self.window_actions.update_for_selection(self.selected_batches(), self.selected_job())
         workspace = self.workspace
         if workspace is None:
             return
@@ -196,13 +196,14 @@ class MainWindow(QMainWindow):
         if current.parent() == first.parent() and first.row() <= current.row() <= last.row():
             self._on_tree_selection_changed()
 
-    def _on_tree_context_menu(self, position: object) -> None:
+    def _on_tree_context_menu(self, position: QPoint) -> None:
         workspace = self.workspace
         if workspace is None:
             return
         menu = QMenu(self)
-        self.actions.fill_context_menu(menu)
-        menu.exec(workspace.tree.viewport().mapToGlobal(position))  # type: ignore[arg-type]
+        self.window_actions.fill_context_menu(menu)
+        menu.exec(workspace.tree.viewport().mapToGlobal(position))
+        menu.deleteLater()  # one menu per right-click, not one more child each time
 
     # -- submitting --------------------------------------------------------------------------
 

@@ -411,5 +411,5 @@ class PreviewPane(QWidget):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if event.type() == QEvent.Type.Resize and watched in self._images:
-            self._fit(watched)  # type: ignore[arg-type]
+            self._fit(watched)
         return super().eventFilter(watched, event)

@@ -114,8 +114,8 @@ class SubmitPanel(QWidget):
         self._pages.addWidget(self.drop_area)
         self._pages.addWidget(self.list)
 
-        self.add_files_button = _button("Add &files...", self._choose_files)
-        self.add_folder_button = _button("Add f&older...", self._choose_folder)
+        self.add_files_button = _button("Add &files...", self.choose_files)
+        self.add_folder_button = _button("Add f&older...", self.choose_folder)
         self.clear_button = _button("C&lear", self.clear)
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_files_button)
@@ -188,13 +188,13 @@ class SubmitPanel(QWidget):
         rows = self.list.selectionModel().selectedRows()
         self.model.remove_files({index.data(PENDING_FILE_ROLE).key for index in rows})
 
-    def _choose_files(self) -> None:
+    def choose_files(self) -> None:
         names, _filter = QFileDialog.getOpenFileNames(
             self, "Add PNG files", "", "PNG images (*.png *.PNG);;All files (*)"
         )
         self.add_paths([Path(name) for name in names])
 
-    def _choose_folder(self) -> None:
+    def choose_folder(self) -> None:
         if folder := QFileDialog.getExistingDirectory(self, "Add a folder of PNG files"):
             self.add_paths([Path(folder)])
 

@@ -32,7 +32,7 @@ class WindowActions:
 
         def action(
             text: str,
-            slot: Callable[[], None],
+            slot: Callable[[], object],
             shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
             icon: QIcon | None = None,
             tip: str = "",

@@ -8,7 +8,7 @@ before the batch is created: a blob nobody references yet is harmless and is rem
 """
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -180,7 +180,7 @@ def _upload_group(
     return sent
 
 
-def read_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
+def read_chunks(connection: Connection, sha256: bytes) -> Generator[bytes, None, None]:
     """Yield the stored bytes of one blob in order, a chunk at a time."""
     index = 0
     while True:
