@@ -343,12 +343,14 @@ CROSS JOIN LATERAL (SELECT
         AS file_name) AS s
 """
 
-# The triggers set updated_at and completed_at to now() on every batch change; set them as a
-# real history would have left them. Only timestamps change, so the counts stay right.
+# The triggers set updated_at, finished_at and completed_at to now() on every batch change; set
+# them as a real history would have left them. Only timestamps change, so the counts stay right.
 TIMESTAMPS_UPDATE = """
 UPDATE batches SET
     updated_at = least(created_at + (total_files * 4 + 30) * interval '1 s', now()),
-    completed_at = CASE WHEN status IN ('completed', 'failed', 'cancelled')
+    finished_at = CASE WHEN status IN ('completed', 'failed', 'cancelled')
+        THEN least(created_at + (total_files * 4 + 30) * interval '1 s', now()) END,
+    completed_at = CASE WHEN status = 'completed'
         THEN least(created_at + (total_files * 4 + 30) * interval '1 s', now()) END
 """
 

@@ -73,6 +73,7 @@ BATCH_TABLE_FIELDS = SUBMITTED_BATCH_KEYS | {
     "created_at",
     "updated_at",
     "completed_at",
+    "finished_at",
     "created_by",
     "dropbox_path",
     "monday_item_id",
@@ -487,7 +488,7 @@ def test_show_finds_a_batch_by_name_and_by_id(cli: Cli, tmp_path: Path) -> None:
 
     lines = plain.stdout.splitlines()
     assert lines[0] == name
-    details = dict(line.strip().split(":", 1) for line in lines[1:9])
+    details = dict(line.strip().split(":", 1) for line in lines[1:10])
     assert details["Status"].strip() == "queued"
     assert details["Description"].strip() == "Show me"
     assert details["Id"].strip() == batch["id"]

@@ -208,6 +208,8 @@ SORTABLE_BATCHES = [
     ("EE_X", 1, "echo", "bob@ws", "original", 40, ["failed"]),
     ("DD_X", 4, "alpha", "ann@ws", "beta", 0, ["queued"] * 4),
     ("BB_X", 2, "charlie", "cat@ws", "alpha", 20, ["cancelled"] * 5),
+    # A second completed batch: completed_at is empty for every other status.
+    ("FF_X", 6, "foxtrot", "fay@ws", "original", 50, ["completed"]),
 ]
 
 
@@ -503,7 +505,8 @@ def test_batch_and_job_rows_as_json_use_the_tables_field_names(
     assert {"id", "file_name", "status", "created_at"} <= set(job_json)
     assert batch_json["id"] == str(batch.id)
     assert batch_json["batch_date"] == "2026-11-28"
-    assert datetime.fromisoformat(batch_json["completed_at"]) == row.completed_at
+    assert batch_json["completed_at"] is None  # it failed
+    assert datetime.fromisoformat(batch_json["finished_at"]) == row.finished_at
     assert datetime.fromisoformat(job_json["created_at"]) == job.created_at
     assert len(bytes.fromhex(job_json["input_sha256"])) == 32
 

@@ -23,7 +23,8 @@ STATUSES = [s.value for s in JobStatus]
 def batch_state(database: Database, batch_id: UUID) -> dict[str, Any]:
     with database.connect() as connection:
         row = batch_queries.find_batch(connection, str(batch_id))
-    return row.as_json() | {"completed_at_raw": row.completed_at}
+    raw = {"completed_at_raw": row.completed_at, "finished_at_raw": row.finished_at}
+    return row.as_json() | raw
 
 
 def job_ids(database: Database, batch_id: UUID) -> list[int]:
@@ -63,10 +64,11 @@ def test_original_walkthrough_queued_processing_completed(
     assert state["status"] == "completed"
     assert state["completed_count"] == 3
     assert state["completed_at"] is not None
+    assert state["finished_at"] == state["completed_at"]
     assert state["updated_at"] >= state["created_at"]
 
 
-def test_completed_at_is_set_once_and_cleared_when_work_resumes(
+def test_a_failed_batch_has_a_finish_time_and_no_completion_time(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=2).batches[0]
@@ -75,30 +77,55 @@ def test_completed_at_is_set_once_and_cleared_when_work_resumes(
     set_job_status(database_conninfo, second, "failed")
     finished = batch_state(database, batch.id)
     assert finished["status"] == "failed"
-    assert finished["completed_at"] is not None
+    assert finished["completed_at"] is None  # the README: completed_at belongs to `completed`
+    assert finished["finished_at"] is not None
 
     # Touching a finished batch again (any update) keeps the time it finished.
     with psycopg.connect(database_conninfo) as conn:
         conn.execute("UPDATE batches SET render_description = 'renamed' WHERE id = %s", (batch.id,))
-    assert batch_state(database, batch.id)["completed_at"] == finished["completed_at"]
+    assert batch_state(database, batch.id)["finished_at"] == finished["finished_at"]
 
     # Retrying the failed job makes the batch unfinished again.
     set_job_status(database_conninfo, second, "queued")
     state = batch_state(database, batch.id)
-    assert (state["status"], state["completed_at"]) == ("processing", None)
+    assert (state["status"], state["completed_at"], state["finished_at"]) == (
+        "processing",
+        None,
+        None,
+    )
+
+    # Completing it sets both, to the same moment, once.
+    set_job_status(database_conninfo, second, "completed")
+    done = batch_state(database, batch.id)
+    assert done["status"] == "completed"
+    assert done["completed_at"] is not None
+    assert done["completed_at"] == done["finished_at"]
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute("UPDATE batches SET render_description = 'again' WHERE id = %s", (batch.id,))
+    again = batch_state(database, batch.id)
+    assert (again["completed_at"], again["finished_at"]) == (
+        done["completed_at"],
+        done["finished_at"],
+    )
 
 
-def test_cancelled_jobs_count_as_finished(
+def test_a_batch_that_becomes_completed_from_failed_gets_its_completion_time(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=2).batches[0]
     first, second = job_ids(database, batch.id)
-    set_job_status(database_conninfo, first, "cancelled")
-    assert batch_state(database, batch.id)["status"] == "processing"
-    set_job_status(database_conninfo, second, "cancelled")
+    set_job_status(database_conninfo, first, "completed")
+    set_job_status(database_conninfo, second, "failed")
+    failed = batch_state(database, batch.id)
+
+    with psycopg.connect(database_conninfo) as conn:  # the failed job removed by hand
+        conn.execute("DELETE FROM jobs WHERE id = %s", (second,))
     state = batch_state(database, batch.id)
-    assert (state["status"], state["cancelled_count"]) == ("cancelled", 2)
+
+    assert state["status"] == "completed"
+    assert state["finished_at"] == failed["finished_at"]  # it finished then; it completed now
     assert state["completed_at"] is not None
+    assert state["completed_at_raw"] >= state["finished_at_raw"]
 
 
 def _backend_pid(conn: psycopg.Connection[Any]) -> int:
@@ -272,6 +299,7 @@ def test_recount_repairs_a_batch_whose_counts_were_damaged(
         assert batch_queries.drifted_batches(connection) == []
     state = batch_state(database, batch.id)
     assert (state["status"], state["queued_count"], state["completed_at"]) == ("queued", 3, None)
+    assert state["finished_at"] is None
 
 
 def test_committed_batch_changes_are_announced_and_rolled_back_ones_are_not(

@@ -1,5 +1,7 @@
 """The schema: migrations and the query-side table definitions agree; versions are guarded."""
 
+from pathlib import Path
+
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -10,6 +12,7 @@ from batchdesk.storage import migrations_runner
 from batchdesk.storage.database import Database
 from batchdesk.storage.schema import metadata
 from tests.database_fixtures import TestServer
+from tests.factories import make_batch
 
 
 def test_migrated_schema_matches_the_tables_queries_are_built_from(database: Database) -> None:
@@ -108,3 +111,67 @@ def test_downgrade_removes_everything_the_upgrade_made(pg_server: TestServer) ->
             database.close()
     finally:
         pg_server.drop_database(name)
+
+
+def test_upgrade_to_0005_moves_the_finish_time_of_failed_batches_off_completed_at(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    name = pg_server.create_database()
+    try:
+        database = pg_server.open(name)
+        try:
+            config = migrations_runner._config()
+            with migrations_runner.alembic_connection(database, begin=True) as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0004")
+            # Batches as revision 0004's trigger left them: completed_at on every finished one.
+            batches = {
+                status: make_batch(database, tmp_path / status, count=1, prefix=prefix)
+                .batches[0]
+                .id
+                for status, prefix in (
+                    ("completed", "AA_AAA"),
+                    ("failed", "BB_BBB"),
+                    ("cancelled", "CC_CCC"),
+                    ("queued", "DD_DDD"),
+                )
+            }
+            with psycopg.connect(pg_server.conninfo(name)) as conn:
+                for status, batch_id in batches.items():
+                    conn.execute(
+                        "UPDATE jobs SET status = %s WHERE batch_id = %s", (status, batch_id)
+                    )
+                before = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        "SELECT id, completed_at, updated_at FROM batches"
+                    ).fetchall()
+                }
+            assert before[batches["failed"]][0] is not None
+
+            migrations_runner.upgrade(database)
+
+            with psycopg.connect(pg_server.conninfo(name)) as conn:
+                after = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        "SELECT id, completed_at, finished_at, updated_at FROM batches"
+                    ).fetchall()
+                }
+        finally:
+            database.close()
+    finally:
+        pg_server.drop_database(name)
+
+    def was(status: str) -> tuple[object, object]:
+        completed_at, updated_at = before[batches[status]]
+        return completed_at, updated_at
+
+    completed_at, updated_at = was("completed")
+    assert after[batches["completed"]] == (completed_at, completed_at, updated_at)
+    for status in ("failed", "cancelled"):
+        finished_at, updated_at = was(status)
+        assert after[batches[status]] == (None, finished_at, updated_at)
+    assert after[batches["queued"]] == (None, None, was("queued")[1])

@@ -177,6 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("Size", format_size(batch.total_size)),
         ("Created", f"{local_time(batch.created_at)} by {batch.created_by}"),
         ("Completed", local_time(batch.completed_at) or "-"),
+        ("Finished", local_time(batch.finished_at) or "-"),
         ("Id", str(batch.id)),
     ]
     for label, value in details:

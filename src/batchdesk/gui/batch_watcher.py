@@ -60,7 +60,7 @@ class BatchWatcher(QObject):
 
     @staticmethod
     def _just_finished(batch: BatchRow) -> bool:
-        finished = batch.completed_at
+        finished = batch.finished_at  # completed_at is for completed batches only
         return finished is not None and datetime.now(UTC) - finished < JUST_FINISHED
 
     def stop(self) -> None:

@@ -37,6 +37,7 @@ BATCH_COLUMNS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "finished_at",
     "created_by",
     "dropbox_path",
     "dropbox_uploaded_at",
@@ -105,7 +106,8 @@ class BatchRow:
     status: str
     created_at: datetime
     updated_at: datetime
-    completed_at: datetime | None
+    completed_at: datetime | None  # when it became completed; None unless completed
+    finished_at: datetime | None  # when it finished: completed, failed or cancelled
     created_by: str
     dropbox_path: str | None
     dropbox_uploaded_at: datetime | None

@@ -3,7 +3,7 @@
 The migrations in `batchdesk/storage/migrations/versions/` create these tables (and the triggers
 that keep a batch's counts and status in step with its jobs); a test compares the two so they
 cannot drift apart. Columns the triggers own (counts, total_files, total_size, status,
-updated_at, completed_at) are never written by Python code.
+updated_at, completed_at, finished_at) are never written by Python code.
 """
 
 from sqlalchemy import (
@@ -74,7 +74,8 @@ batches = Table(
     Column("status", Text, nullable=False, server_default="queued"),
     _timestamp("created_at", default_now=True),
     _timestamp("updated_at", default_now=True),
-    _timestamp("completed_at"),
+    _timestamp("completed_at"),  # when it became completed (0005: completed batches only)
+    _timestamp("finished_at"),  # when it finished: completed, failed or cancelled (0005)
     Column("created_by", Text, nullable=False, server_default=""),
     Column("dropbox_path", Text),
     _timestamp("dropbox_uploaded_at"),
