@@ -5,9 +5,12 @@ import threading
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from batchdesk.errors import Cancelled
 from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
 from batchdesk.export.folder_export import deliver_batch
+from batchdesk.export.transfer import ExportProgress
 from batchdesk.storage import deliveries
 from batchdesk.storage.database import Database
 from tests.factories import make_batch, make_png
@@ -160,3 +163,88 @@ def test_the_delivery_thread_delivers_what_completes_while_it_runs(
         assert delivered.wait(30)
     finally:
         delivery.stop()
+
+
+def test_a_delivery_by_hand_is_recorded_and_auto_delivery_then_skips_the_batch(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=2).batches[0].base_directory_name
+    run_all_jobs(database)
+
+    deliver_batch(database, name, tmp_path / "by-hand")
+
+    when, where = delivered_at(database_conninfo, name)
+    assert when is not None
+    assert where == str(tmp_path / "by-hand" / name)
+    assert AutoDelivery(database, tmp_path / "auto").deliver_pending() == []
+    assert not (tmp_path / "auto").exists()
+
+
+def test_a_batch_delivered_by_hand_before_it_completed_is_delivered_when_it_completes(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=1).batches[0].base_directory_name
+    deliver_batch(database, name, tmp_path / "by-hand")  # queued: only manifest.csv
+    assert delivered_at(database_conninfo, name)[0] is not None
+    run_all_jobs(database)
+
+    delivered = AutoDelivery(database, tmp_path / "auto").deliver_pending()
+
+    assert [s.batch for s in delivered] == [name]
+    assert (tmp_path / "auto" / name / "PL_DXB191_view0.png").is_file()
+
+
+def test_the_batch_folder_appears_only_when_whole_with_its_manifest(
+    database: Database, tmp_path: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=3).batches[0].base_directory_name
+    run_all_jobs(database)
+    target = tmp_path / "out" / name
+    seen_while_writing: list[list[str]] = []
+
+    def look(_progress: ExportProgress) -> None:
+        seen_while_writing.append(sorted(p.name for p in (tmp_path / "out").iterdir()))
+
+    deliver_batch(database, name, tmp_path / "out", progress=look)
+
+    assert seen_while_writing
+    assert all(name not in seen for seen in seen_while_writing)  # not there until complete
+    assert all(seen[0].startswith(f".{name}.partial-") for seen in seen_while_writing if seen)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [name]
+    assert (target / "manifest.csv").is_file()
+
+
+def test_a_partial_folder_left_by_a_killed_delivery_is_removed_by_the_next_one(
+    database: Database, tmp_path: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=1).batches[0].base_directory_name
+    run_all_jobs(database)
+    left = tmp_path / "out" / f".{name}.partial-1a2b3c4d"  # as a SIGKILLed deliverer leaves it
+    left.mkdir(parents=True)
+    (left / "PL_DXB191_view0.png").write_bytes(b"half a fi")
+    other = tmp_path / "out" / ".PL_DXB_2020-01-01_batch-1.partial-1a2b3c4d"  # another batch's
+    other.mkdir()
+
+    deliver_batch(database, name, tmp_path / "out")
+
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [other.name, name]
+
+
+def test_a_cancelled_delivery_leaves_nothing_and_records_nothing(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    name = make_batch(database, tmp_path / "in", count=3).batches[0].base_directory_name
+    run_all_jobs(database)
+    progressed = threading.Event()
+
+    with pytest.raises(Cancelled, match=rf"^Delivery of {name} cancelled; nothing was left in "):
+        deliver_batch(
+            database,
+            name,
+            tmp_path / "out",
+            progress=lambda _p: progressed.set(),
+            cancelled=progressed.is_set,
+        )
+
+    assert list((tmp_path / "out").iterdir()) == []
+    assert delivered_at(database_conninfo, name) == (None, None)

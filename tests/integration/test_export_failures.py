@@ -1,9 +1,12 @@
 """A failed export (full disk, read-only or missing folder, Ctrl+C) leaves nothing behind."""
 
+import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from PIL import Image
 
@@ -58,19 +61,49 @@ def test_a_full_disk_leaves_no_zip_and_says_so(
     assert list(small_disk.iterdir()) == []
 
 
-def test_a_full_disk_during_delivery_leaves_no_half_file(
-    database: Database, tmp_path: Path, small_disk: Path
+def test_a_full_disk_during_delivery_leaves_nothing_and_says_what_happened(
+    database: Database, database_conninfo: str, tmp_path: Path, small_disk: Path
 ) -> None:
     name = noisy_batch(database, tmp_path / "in")
 
-    with pytest.raises(FileProblem, match="is full"):
+    with pytest.raises(FileProblem) as caught:
         deliver_batch(database, name, small_disk)
 
-    written = sorted(p.name for p in (small_disk / name).iterdir())
-    assert not [n for n in written if n.startswith(".")]  # no temporary file left
-    for file_name in written:  # what is there is whole
-        with Image.open(small_disk / name / file_name) as image:
-            image.load()
+    assert re.fullmatch(
+        rf"Delivery of {name} failed: the disk holding {small_disk} is full after [0-3] of 4 "
+        rf"files; nothing was left in {small_disk}\. Free some space or choose another folder\.",
+        str(caught.value),
+    ), str(caught.value)
+    assert list(small_disk.iterdir()) == []  # no batch folder, no hidden partial folder
+    with psycopg.connect(database_conninfo) as conn:
+        row = conn.execute(
+            "SELECT delivered_at FROM batches WHERE base_directory_name = %s", (name,)
+        ).fetchone()
+    assert row == (None,)
+
+
+def test_a_full_disk_on_delivering_again_leaves_the_earlier_delivery_as_it_was(
+    database: Database, tmp_path: Path, small_disk: Path
+) -> None:
+    name = noisy_batch(database, tmp_path / "in", count=1)
+    deliver_batch(database, name, small_disk)
+    delivered = {p.name: p.read_bytes() for p in (small_disk / name).iterdir()}
+    filler = small_disk / "filler"
+    with filler.open("wb") as stream, contextlib.suppress(OSError):
+        while True:  # fill the disk
+            stream.write(os.urandom(16_384))
+            stream.flush()
+
+    with pytest.raises(FileProblem) as caught:
+        deliver_batch(database, name, small_disk)
+
+    assert str(caught.value).startswith(f"Delivery of {name} failed: the disk holding ")
+    assert str(caught.value).endswith(
+        f"the earlier delivery in {small_disk / name} is as it was. "
+        "Free some space or choose another folder."
+    )
+    assert sorted(p.name for p in small_disk.iterdir()) == [name, "filler"]
+    assert {p.name: p.read_bytes() for p in (small_disk / name).iterdir()} == delivered
 
 
 def test_a_read_only_folder_is_refused_with_a_sentence(

@@ -96,10 +96,10 @@ def atomic_target(target: Path, *, overwrite: bool) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError):
             raise FileProblem(describe_os_error(exc, target)) from exc
         raise
-    _sync_folder(target.parent)
+    sync_folder(target.parent)
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename survive a power cut where the file system allows (not on Windows)."""
     with suppress(OSError, AttributeError):
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

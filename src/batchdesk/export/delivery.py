@@ -16,7 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from batchdesk.errors import Cancelled, KnownError
-from batchdesk.export.folder_export import deliver_batch
+from batchdesk.export.folder_export import write_delivery
 from batchdesk.export.summary import ExportSummary
 from batchdesk.storage import deliveries
 from batchdesk.storage.database import Database
@@ -63,7 +63,8 @@ class AutoDelivery:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the file being written; a batch cut short is delivered again later."""
+        """Stop after the file being written; a batch cut short leaves nothing and is
+        delivered again later."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
@@ -97,7 +98,7 @@ class AutoDelivery:
             if not mine:
                 return None
             try:
-                summary = deliver_batch(
+                summary = write_delivery(
                     self.database, item.batch_id, self.folder, cancelled=self._stopping.is_set
                 )
             except Cancelled:
@@ -109,7 +110,6 @@ class AutoDelivery:
                     DeliveryEvent("failed", item.base_directory_name, str(self.folder), str(exc))
                 )
                 return None
-            deliveries.mark_delivered(self.database, item.batch_id, str(summary.path))
         self._failed_at.pop(item.batch_id, None)
         self._on_event(DeliveryEvent("delivered", summary.batch, str(summary.path)))
         return summary

@@ -1,14 +1,16 @@
 """Which completed batches still need delivering, and one deliverer at a time for each.
 
-A deliverer holds a session-level advisory lock on the batch while it writes, so two
-workstations with auto-delivery never write the same batch at once, and a deliverer that dies
-lets go of it with its connection. `delivered_at` records the last delivery; a batch completed
-again after a retry is delivered again.
+A deliverer (auto-delivery, or `batchdesk deliver` by hand) holds a session-level advisory lock
+on the batch while it writes, so two workstations never write the same batch at once, and a
+deliverer that dies lets go of it with its connection. `delivered_at` records the last delivery,
+as of the moment it began reading the batch; a batch completed after that (a retry, or a
+delivery by hand before it finished) is delivered again.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from batchdesk.storage.database import Database
@@ -39,9 +41,9 @@ def pending(
 
 
 @contextmanager
-def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
+def claimed(database: Database, batch_id: UUID, *, only_if_due: bool = True) -> Iterator[bool]:
     """Hold the batch's delivery lock for the block; yield False if another deliverer has it
-    or the batch no longer needs delivering."""
+    or (with `only_if_due`, as auto-delivery asks) the batch no longer needs delivering."""
     with database.connect() as connection:
         connection.autocommit = True  # the lock outlives statements, not a transaction held open
         try:
@@ -53,6 +55,9 @@ def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
                 yield False
                 return
             try:
+                if not only_if_due:
+                    yield True
+                    return
                 still = connection.execute(
                     "SELECT 1 FROM batches WHERE id = %s AND status = 'completed' "
                     "AND (delivered_at IS NULL OR delivered_at < completed_at)",
@@ -65,9 +70,10 @@ def claimed(database: Database, batch_id: UUID) -> Iterator[bool]:
             connection.autocommit = False
 
 
-def mark_delivered(database: Database, batch_id: UUID, destination: str) -> None:
+def mark_delivered(database: Database, batch_id: UUID, destination: str, as_of: datetime) -> None:
+    """Record a delivery of the batch as it stood at `as_of` (when the deliverer began reading)."""
     with database.begin() as connection:
         connection.execute(
-            "UPDATE batches SET delivered_at = now(), delivered_to = %s WHERE id = %s",
-            (destination, batch_id),
+            "UPDATE batches SET delivered_at = %s, delivered_to = %s WHERE id = %s",
+            (as_of, destination, batch_id),
         )
