@@ -149,8 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("upgrade", help="bring the schema up to this version")
     status = actions.add_parser("status", help="which database, which schema revision")
     status.add_argument("--json", action="store_true")
-    actions.add_parser("check", help="find batches whose counts disagree with their jobs")
+    actions.add_parser(
+        "check", help="find batches whose counts disagree with their jobs, and unused files"
+    )
     actions.add_parser("repair", help="recount the batches that `check` finds")
+    gc = actions.add_parser(
+        "gc", help="show (or with --yes delete) stored files no job uses, over an hour old"
+    )
+    gc.add_argument("--yes", action="store_true", help="delete them (default: only show)")
+    gc.add_argument("--json", action="store_true")
     timezone = actions.add_parser("timezone", help="show or set the zone that decides 'today'")
     timezone.add_argument("zone", nargs="?", help="e.g. Europe/London; 'server' for the default")
     return parser
@@ -187,6 +194,16 @@ def _check_self_test_alone(args: argparse.Namespace) -> None:
         )
 
 
+def _interrupted(command: str | None) -> str:
+    """What Ctrl+C left behind, truly: a submission's stored files stay until `db gc`."""
+    if command == "submit":
+        return (
+            "Interrupted; a batch is created whole or not at all, and the files it had "
+            "already stored are removed by `batchdesk db gc` once they are an hour old."
+        )
+    return "Interrupted; nothing was left half done."
+
+
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(143)
 
@@ -196,8 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BATCHDESK_LOG_LEVEL", "WARNING").upper())
     # A polite kill (service stop, logout) unwinds like Ctrl+C, so the embedded server is let go.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    command_name: str | None = None
     try:
         args = build_parser().parse_args(argv)
+        command_name = args.command
         if args.self_test:
             _check_self_test_alone(args)
         module, name = COMMANDS["self-test" if args.self_test else args.command]
@@ -209,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        err("Interrupted; nothing was left half done.")
+        err(_interrupted(command_name))
         return 130
     except BrokenPipeError:
         # `batchdesk list | head`: the reader left; that is not an error.

@@ -1,12 +1,13 @@
-"""The `batchdesk db ...` commands: schema, health and the studio's time zone."""
+"""The `batchdesk db ...` commands: schema, health, unused stored files and the time zone."""
 
 import argparse
 
 from batchdesk.app import open_app
 from batchdesk.cli.output import err, print_json
-from batchdesk.domain.units import plural
+from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
-from batchdesk.storage import batch_queries, migrations_runner
+from batchdesk.storage import batch_queries, blob_store, migrations_runner
+from batchdesk.storage.blob_store import UnreferencedBlobs
 from batchdesk.storage.pool import only_row
 
 
@@ -16,6 +17,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         "status": _db_status,
         "check": _db_check,
         "repair": _db_repair,
+        "gc": _db_gc,
         "timezone": _db_timezone,
     }[args.db_command]
     return handler(args)
@@ -59,13 +61,70 @@ def _db_status(args: argparse.Namespace) -> int:
 def _db_check(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
         drifted = batch_queries.drifted_batches(connection)
+        unused = blob_store.unreferenced(connection)
     if not drifted:
         print("All batch counts agree with their jobs.")
-        return 0
     for name in drifted:
         print(f"{name}: counts disagree with its jobs")
+    print(_unused_files(unused))  # harmless, so no failure: `db gc` is the remedy
+    if not drifted:
+        return 0
     err(f"{plural(len(drifted), 'batch', 'batches')} drifted: run `batchdesk db repair`.")
     return 1
+
+
+def _files(count: int, size: int) -> str:
+    return f"{plural(count, 'stored file')} ({format_size(size)})"
+
+
+def _unused_files(unused: UnreferencedBlobs) -> str:
+    """One sentence on the stored files no job uses (an interrupted submission's, say)."""
+    if not unused.files:
+        return "Every stored file is used by a job."
+    old = unused.files - unused.recent_files
+    parts = []
+    if old:
+        parts.append(f"{old:,} over an hour old, which `batchdesk db gc --yes` deletes")
+    if unused.recent_files:
+        parts.append(
+            f"{unused.recent_files:,} uploaded in the last hour, which a submission may still "
+            "be using"
+        )
+    verb = "is" if unused.files == 1 else "are"
+    return f"{_files(unused.files, unused.bytes)} {verb} used by no job: {' and '.join(parts)}."
+
+
+def _db_gc(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app:
+        found = blob_store.collect_garbage(app.database, delete=args.yes)
+        with app.database.connect() as connection:
+            left = blob_store.unreferenced(connection)
+    if args.json:
+        print_json(
+            {
+                "deleted": args.yes,
+                "files": found.files,
+                "bytes": found.bytes,
+                "recent_files": left.recent_files,
+                "recent_bytes": left.recent_bytes,
+            }
+        )
+        return 0
+    if args.yes:
+        print(f"Deleted {_files(found.files, found.bytes)} no job used.")
+    elif found.files:
+        print(
+            f"Would delete {_files(found.files, found.bytes)} no job uses, uploaded over an "
+            "hour ago; `batchdesk db gc --yes` deletes them."
+        )
+    else:
+        print("Nothing to delete: every stored file over an hour old is used by a job.")
+    if left.recent_files:
+        print(
+            f"Kept {_files(left.recent_files, left.recent_bytes)} no job uses yet, uploaded in "
+            "the last hour: a submission may still be using them."
+        )
+    return 0
 
 
 def _db_repair(args: argparse.Namespace) -> int:

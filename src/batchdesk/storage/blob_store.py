@@ -3,8 +3,15 @@
 A file is keyed by its sha256 and written as 1 MiB chunks, so neither writing nor reading ever
 holds a whole file in memory. A `blobs` row and all of its chunks commit in one transaction, so
 a blob that exists is complete. Uploads run in their own transactions of a few dozen megabytes,
-before the batch is created: a blob nobody references yet is harmless and is removed by
-`delete_unreferenced`, while the batch's own transaction stays small.
+before the batch is created, so the batch's own transaction stays small; a submission cut short
+after some uploads committed leaves files no job uses, which `collect_garbage` (`batchdesk db
+gc`) removes once they are older than the grace period.
+
+Using a stored file and deleting it are kept apart by row locks. Whoever starts using a file
+(a submission creating its jobs, a worker storing an output) first locks its `blobs` row FOR
+KEY SHARE, or inserts it; whoever deletes unused files locks their rows FOR UPDATE SKIP LOCKED
+and deletes only those that, seen afresh, no job uses. A user never waits for a deletion of
+more than one round, never finds a file half gone, and a deleter passes over files in use.
 """
 
 import hashlib
@@ -19,8 +26,6 @@ from batchdesk.storage.pool import Connection
 
 CHUNK_SIZE = 1 << 20
 TRANSACTION_BYTES = 64 << 20
-# Serialises deleting unreferenced blobs against transactions that start referencing them.
-BLOB_GC_LOCK_KEY = 0x62617463_68646B02
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes in all)
 CancelCheck = Callable[[], bool]
@@ -125,13 +130,33 @@ def upload(
 
 
 def store_in_transaction(connection: Connection, items: Sequence[tuple[Path, FileDigest]]) -> int:
-    """Store the files not stored yet inside the caller's transaction; return bytes sent."""
+    """Store the files not stored yet inside the caller's transaction; return bytes sent.
+
+    Those already stored are held (FOR KEY SHARE) until the caller commits, so the caller can
+    go on to reference them: a file being deleted at this moment counts as not stored.
+    """
     unique: dict[bytes, tuple[Path, FileDigest]] = {}
     for path, digest in items:
         unique.setdefault(digest.sha256, (path, digest))
-    stored = existing(connection, (d for _, d in unique.values()))
+    stored = hold(connection, unique)
     todo = [item for sha, item in unique.items() if sha not in stored]
     return _upload_group(connection, todo, 0, 0, None, None)
+
+
+def hold(connection: Connection, hashes: Iterable[bytes]) -> set[bytes]:
+    """Hold the stored files among `hashes` against deletion until commit; return them.
+
+    A file being deleted at this moment is waited for and then counts as not stored. Rows are
+    locked in hash order, as uploads insert them, so two holders never wait on each other.
+    """
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return set()
+    rows = connection.execute(
+        "SELECT sha256 FROM blobs WHERE sha256 = ANY(%s) ORDER BY sha256 FOR KEY SHARE",
+        (wanted,),
+    ).fetchall()
+    return {bytes(row[0]) for row in rows}
 
 
 def _upload_group(
@@ -219,19 +244,107 @@ def stream_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
 
 
 def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> int:
-    """Delete those of `candidates` that no job references any more; return how many went.
+    """Delete those of `candidates` that no job uses any more; return how many went.
 
-    Runs inside the caller's transaction, holding the blob lock that batch creation shares, so
-    a batch being created cannot lose a blob it has just checked.
+    Runs inside the caller's transaction (deleting a batch). A candidate that another
+    transaction is taking hold of right now is left for `collect_garbage`.
     """
-    hashes = list(set(candidates))
+    hashes = sorted(set(candidates))
     if not hashes:
         return 0
-    connection.execute("SELECT pg_advisory_xact_lock(%s)", (BLOB_GC_LOCK_KEY,))
+    return _lock_and_delete(connection, "b.sha256 = ANY(%s)", [hashes], len(hashes)).files
+
+
+# Files no job uses are kept this long after their upload: a submission still uploading (or
+# about to create its batch) is never robbed of its files.
+GRACE_SECONDS = 3600
+# Files deleted per transaction: each transaction stays short whatever the garbage.
+GC_ROUND = 200
+
+_UNREFERENCED = (
+    "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256) "
+    "AND NOT EXISTS (SELECT 1 FROM job_outputs o WHERE o.sha256 = b.sha256)"
+)
+
+
+@dataclass(frozen=True)
+class BlobCount:
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class UnreferencedBlobs:
+    """Stored files no job uses: all of them, and those still within the grace period."""
+
+    files: int
+    bytes: int
+    recent_files: int
+    recent_bytes: int
+
+
+def unreferenced(connection: Connection, grace_seconds: float = GRACE_SECONDS) -> UnreferencedBlobs:
+    """Count the stored files no job uses, and those among them younger than the grace period."""
+    row = connection.execute(
+        "SELECT count(*), coalesce(sum(size), 0), "
+        "count(*) FILTER (WHERE created_at >= now() - make_interval(secs => %s)), "
+        "coalesce(sum(size) FILTER (WHERE created_at >= now() - make_interval(secs => %s)), 0) "
+        f"FROM blobs b WHERE {_UNREFERENCED}",
+        (grace_seconds, grace_seconds),
+    ).fetchone()
+    assert row is not None
+    return UnreferencedBlobs(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def delete_unreferenced_older_than(
+    connection: Connection, grace_seconds: float, limit: int = GC_ROUND
+) -> BlobCount:
+    """Delete up to `limit` stored files no job uses, uploaded over `grace_seconds` ago.
+
+    Runs in the caller's transaction. The files are first locked (FOR UPDATE), skipping any
+    that a transaction is taking hold of right now (a submission or a worker holds the files it
+    uses FOR KEY SHARE until it commits), then deleted only if, seen afresh, still no job uses
+    them: nobody can start using a file while it is locked, and any use committed before is seen.
+    """
+    where = "b.created_at < now() - make_interval(secs => %s)"
+    return _lock_and_delete(connection, where, [grace_seconds], limit)
+
+
+def _lock_and_delete(
+    connection: Connection, where: str, params: list[object], limit: int
+) -> BlobCount:
+    locked = connection.execute(
+        f"SELECT sha256 FROM blobs b WHERE {where} AND {_UNREFERENCED} "
+        "ORDER BY sha256 LIMIT %s FOR UPDATE SKIP LOCKED",
+        [*params, limit],
+    ).fetchall()
+    if not locked:
+        return BlobCount(0, 0)
+    # A new statement sees every use committed until the rows were locked.
     deleted = connection.execute(
-        "DELETE FROM blobs b WHERE b.sha256 = ANY(%s) "
-        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256) "
-        "AND NOT EXISTS (SELECT 1 FROM job_outputs o WHERE o.sha256 = b.sha256)",
-        (hashes,),
-    ).rowcount
-    return int(deleted)
+        f"DELETE FROM blobs b WHERE b.sha256 = ANY(%s) AND {_UNREFERENCED} RETURNING size",
+        ([bytes(row[0]) for row in locked],),
+    ).fetchall()
+    return BlobCount(len(deleted), sum(int(row[0]) for row in deleted))
+
+
+def collect_garbage(
+    database: Database, *, delete: bool, grace_seconds: float = GRACE_SECONDS
+) -> BlobCount:
+    """Delete (or with `delete` False, only count) the stored files no job uses, past the grace.
+
+    Deletes a round of files per transaction until none is left; files in use by a transaction
+    at that moment are passed over and looked at again by the next run.
+    """
+    if not delete:
+        with database.connect() as connection:
+            found = unreferenced(connection, grace_seconds)
+        return BlobCount(found.files - found.recent_files, found.bytes - found.recent_bytes)
+    files = size = 0
+    while True:
+        with database.begin() as connection:
+            done = delete_unreferenced_older_than(connection, grace_seconds)
+        files += done.files
+        size += done.bytes
+        if done.files == 0:
+            return BlobCount(files, size)

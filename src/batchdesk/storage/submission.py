@@ -200,12 +200,8 @@ def _in_lock_order(batches: Sequence[PlannedBatch]) -> list[PlannedBatch]:
 
 def _lock_blobs(connection: Connection, digests: Sequence[FileDigest]) -> set[bytes]:
     """Hold the stored files against deletion until commit; return the hashes that are gone."""
-    connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (blob_store.BLOB_GC_LOCK_KEY,))
-    wanted = list({d.sha256 for d in digests})
-    rows = connection.execute(
-        "SELECT sha256 FROM blobs WHERE sha256 = ANY(%s) FOR KEY SHARE", (wanted,)
-    ).fetchall()
-    return set(wanted) - {bytes(row[0]) for row in rows}
+    wanted = {d.sha256 for d in digests}
+    return wanted - blob_store.hold(connection, wanted)
 
 
 def require_pipeline(connection: Connection, name: str) -> None:
