@@ -30,6 +30,7 @@ import psycopg
 
 from batchdesk.domain.file_selection import PNG_SIGNATURE
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
+from batchdesk.jobs import temp_folders
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
@@ -132,9 +133,7 @@ class Runner:
         self._wake = threading.Event()
         self.drained = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._work_dir = Path(
-            tempfile.mkdtemp(prefix="batchdesk-worker-", dir=self.config.work_dir)
-        )
+        self._work_dir = temp_folders.make_worker_folder(self.config.work_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
