@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QWidget
+from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QPushButton, QWidget
 
 from batchdesk.domain.units import format_size
 from batchdesk.export import zip_export
@@ -23,6 +24,7 @@ from tests.integration.jobs_support import run_all_jobs, submit_paths
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.export_actions import ExportActions
+from batchdesk.gui.export_notice import ExportNotice
 
 # Showing a QMessageBox on the offscreen platform logs this; it says nothing about the code.
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints\(\)")
@@ -149,8 +151,10 @@ def test_export_zip_suggests_the_batch_name_in_the_last_folder_and_writes_a_vali
     assert entries.pop("manifest.csv")
     assert entries == stored_outputs(database, batch)
     assert sorted(p.name for p in out.iterdir()) == ["client.zip"]  # no temporary left
-    assert boxes(window) == []
     assert actions.progress_dialog is None
+    (notice,) = boxes(window)
+    assert notice.icon() == QMessageBox.Icon.Information
+    assert notice.text() == said.messages[0]
 
 
 def test_originals_are_included_when_asked_and_the_choice_is_remembered(
@@ -357,3 +361,160 @@ def test_several_batches_go_to_one_folder_each_as_its_own_zip(
     assert len(asked) == 1
     assert all(name in asked[0] for name in names)
     assert said.messages[-1] == f"Exported 2 batches to {out} (5 files, {size})."
+
+
+def test_the_end_of_an_export_is_a_message_that_opens_the_folder_and_blocks_nothing(
+    qtbot: QtBot,
+    database: Database,
+    tasks: BackgroundTasks,
+    window: QWidget,
+    settings: QSettings,
+    out: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = completed_batch(database, tmp_path / "renders", count=1)
+    answer_save(monkeypatch, out / "client.zip")
+    opened: list[QUrl] = []
+
+    def open_url(url: QUrl) -> bool:
+        opened.append(url)
+        return True
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", open_url)
+    actions = ExportActions(database, tasks, window, settings)
+    with qtbot.waitSignal(actions.export_finished, timeout=30_000):
+        actions.export_zip(batch)
+
+    notice = actions.notice
+    assert notice is not None
+    assert notice.isVisible()
+    assert not notice.isModal()
+    assert QApplication.activeModalWidget() is None  # the window goes on meanwhile
+    assert notice.windowTitle() == "Export finished"
+    notice.open_button.click()
+    assert opened == [QUrl.fromLocalFile(str(out))]
+    qtbot.waitUntil(lambda: boxes(window) == [])  # it closes once the folder is opened
+
+
+def test_a_folder_that_cannot_be_opened_is_said_in_the_status_bar(
+    qtbot: QtBot,
+    database: Database,
+    tasks: BackgroundTasks,
+    window: QWidget,
+    settings: QSettings,
+    out: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = completed_batch(database, tmp_path / "renders", count=1)
+    with database.connect() as connection:
+        job = batch_queries.list_jobs(connection, batch.id)[0]
+    answer_folder(monkeypatch, out)
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda _url: False)
+    actions = ExportActions(database, tasks, window, settings)
+    said = Recorder(actions)
+    with qtbot.waitSignal(actions.export_finished, timeout=30_000):
+        actions.save_job_outputs(batch, job)
+
+    notice = actions.notice
+    assert notice is not None
+    assert notice.text() == said.messages[0]
+    notice.open_button.click()
+    assert said.messages[-1] == (
+        f"Could not open {out}: no file manager answered. "
+        "The files are there; open the folder from your file manager."
+    )
+
+
+def test_the_next_export_replaces_the_last_ones_message(
+    qtbot: QtBot,
+    database: Database,
+    tasks: BackgroundTasks,
+    window: QWidget,
+    settings: QSettings,
+    out: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = completed_batch(database, tmp_path / "renders", count=1)
+    actions = ExportActions(database, tasks, window, settings)
+    for name in ("first.zip", "second.zip"):
+        answer_save(monkeypatch, out / name)
+        with qtbot.waitSignal(actions.export_finished, timeout=30_000):
+            actions.export_zip(batch)
+
+    qtbot.waitUntil(lambda: len(boxes(window)) == 1)
+    (notice,) = boxes(window)
+    assert "second.zip" in notice.text()
+
+
+def test_the_save_dialog_starts_where_the_last_export_went_even_after_a_restart(
+    qtbot: QtBot,
+    database: Database,
+    tasks: BackgroundTasks,
+    window: QWidget,
+    out: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = completed_batch(database, tmp_path / "renders", count=1)
+    state_file = str(tmp_path / "window.ini")
+    answer_save(monkeypatch, out / "client.zip")
+    first = ExportActions(
+        database, tasks, window, QSettings(state_file, QSettings.Format.IniFormat)
+    )
+    with qtbot.waitSignal(first.export_finished, timeout=30_000):
+        first.export_zip(batch)
+    del first
+
+    # The next start reads the same file anew.
+    asked = answer_save(monkeypatch, "")
+    again = ExportActions(
+        database, tasks, window, QSettings(state_file, QSettings.Format.IniFormat)
+    )
+    again.export_zip(batch)
+    assert asked == [(str(out / f"{batch.base_directory_name}.zip"), "Zip archives (*.zip)")]
+
+
+@pytest.mark.parametrize("pictures_exists", [True, False])
+def test_a_first_export_starts_in_pictures_else_home_never_the_working_folder(
+    pictures_exists: bool,
+    qtbot: QtBot,
+    database: Database,
+    tasks: BackgroundTasks,
+    window: QWidget,
+    settings: QSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = completed_batch(database, tmp_path / "renders", count=1)
+    home = tmp_path / "home"
+    (home / "Pictures").mkdir(parents=True) if pictures_exists else home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user-dirs.dirs there
+    started_in = tmp_path / "started-here"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
+    settings.setValue("export/last_folder", str(tmp_path / "a folder deleted since"))
+    asked = answer_save(monkeypatch, "")
+
+    ExportActions(database, tasks, window, settings).export_zip(batch)
+
+    folder = home / "Pictures" if pictures_exists else home
+    assert asked == [(str(folder / f"{batch.base_directory_name}.zip"), "Zip archives (*.zip)")]
+
+
+def test_many_warnings_show_the_first_few_and_keep_all_in_the_details(qtbot: QtBot) -> None:
+    warnings = tuple(f"{n} jobs in PL_DXB_2026-11-28_batch-{n} failed." for n in range(1, 8))
+    notice = ExportNotice("Exported 7 batches to /tmp/out.", Path("/tmp/out"), warnings, None)
+    qtbot.addWidget(notice)
+
+    assert notice.windowTitle() == "Exported with warnings"
+    assert notice.icon() == QMessageBox.Icon.Warning
+    shown = notice.informativeText()
+    assert warnings[0] in shown
+    assert warnings[3] in shown
+    assert warnings[4] not in shown
+    assert "And 3 more warnings under Show Details." in shown
+    assert notice.detailedText() == "\n\n".join(warnings)

@@ -1,16 +1,19 @@
 """The window's export actions: a batch as a zip, several batches as zips, one job's outputs.
 
-Each action asks where with a file dialog that opens in the folder used last, then runs the
-Qt-free exporter in the background behind a window-modal progress dialog (the GUI thread keeps
-running); Cancel stops the export at its next chunk, and a cancelled or failed zip leaves
-nothing under the chosen name. What happened is reported three ways:
+Each action asks where with a file dialog that opens in the folder used last (kept in the
+window's state file, so it outlives a restart), else the user's Pictures folder, else home:
+never the folder batchdesk happened to be started from. It then runs the Qt-free exporter in
+the background behind a window-modal progress dialog (the GUI thread keeps running); Cancel
+stops the export at its next chunk, and a cancelled or failed zip leaves nothing under the
+chosen name. What happened is reported like this:
 
 - `message(str)`: one line for the status bar: where the export went, or that it was cancelled;
 - `export_finished(object)`: the `ExportSummary` of every zip or folder written;
-- a non-modal warning box for what must not pass unnoticed: a batch still running or with
-  failed jobs exports as it stands, so its zip lacks outputs. It never blocks; the window goes on;
-- `failed(str)`: the one sentence of an export that could not be done. The window shows it in a
-  warning box, as it does for every action's failure, so this class shows none of its own.
+- an `ExportNotice` once something was written: a non-modal message saying what went where,
+  with Open Folder, and the warnings that must not pass unnoticed (a batch still running or
+  with failed jobs exports as it stands, so its zip lacks outputs). It never blocks;
+- `failed(str)`: the one sentence of an export that could not be done, saying what to do. The
+  window shows it in a warning box, as it does for every action's failure.
 
 Whether zips carry the submitted PNGs is a checkable action (`include_originals_action`, kept
 in QSettings) that the window puts beside "Export zip...": one dialog per export, and the
@@ -38,6 +41,7 @@ from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
+from batchdesk.gui.export_notice import ExportNotice
 
 T = TypeVar("T")
 
@@ -102,6 +106,7 @@ class ExportActions(QObject):
         self._parent = parent_widget
         self._settings = settings if settings is not None else QSettings()
         self.progress_dialog: QProgressDialog | None = None  # the one showing, for tests
+        self.notice: ExportNotice | None = None  # the last export's message, while shown
         self.include_originals_action = QAction("Include original PNGs in zips", self)
         self.include_originals_action.setCheckable(True)
         self.include_originals_action.setChecked(
@@ -166,7 +171,7 @@ class ExportActions(QObject):
     def _on_zip_written(self, summary: ExportSummary) -> None:
         self.export_finished.emit(summary)
         text = f"Exported {summary.batch} to {summary.path} ({_written(summary)})"
-        self._report(text, summary.warnings)
+        self._report(text, summary.path.parent, summary.warnings)
 
     # -- several batches --------------------------------------------------------------------
 
@@ -246,8 +251,12 @@ class ExportActions(QObject):
         if outcome.cancelled:
             text = f"Export cancelled after {what}; the zip being written was removed"
         warnings = [w for s in outcome.summaries for w in s.warnings] + outcome.problems
-        if done or warnings or not outcome.existing:
-            self._report(text, tuple(warnings))
+        if done:
+            self._report(text, outcome.folder, tuple(warnings))
+        elif outcome.problems and not outcome.stopped_by:  # every batch was gone meanwhile
+            self.failed.emit(" ".join(outcome.problems))
+        elif outcome.cancelled:
+            self.message.emit(f"{text}.")
         if outcome.stopped_by:
             self.failed.emit(f"{outcome.stopped_by} (Exported {what} before that.)")
         elif outcome.existing and not outcome.cancelled:
@@ -300,6 +309,7 @@ class ExportActions(QObject):
             outputs = plural(summary.files, "output")
             self._report(
                 f"Saved {outputs} of {job.file_name} to {folder} ({format_size(summary.bytes)})",
+                folder,
                 (),
             )
 
@@ -310,14 +320,18 @@ class ExportActions(QObject):
     # -- shared -----------------------------------------------------------------------------
 
     def last_folder(self) -> Path:
-        """The folder of the last export, else the documents folder."""
+        """The folder of the last export, else the user's Pictures folder, else home.
+
+        Only a folder that exists: a file dialog given a missing one opens in the process's
+        working folder, which means nothing to the user.
+        """
         remembered = self._settings.value(LAST_FOLDER_KEY, "", type=str)
         if isinstance(remembered, str) and remembered and Path(remembered).is_dir():
             return Path(remembered)
-        documents = QStandardPaths.writableLocation(
-            QStandardPaths.StandardLocation.DocumentsLocation
-        )
-        return Path(documents) if documents else Path.home()
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        if pictures and Path(pictures).is_dir():
+            return Path(pictures)
+        return Path.home()
 
     def _remember_folder(self, folder: Path) -> None:
         self._settings.setValue(LAST_FOLDER_KEY, str(folder))
@@ -372,25 +386,23 @@ class ExportActions(QObject):
         )
         dialog.canceled.connect(handle.cancel)
 
-    def _report(self, text: str, warnings: tuple[str, ...]) -> None:
-        if not warnings:
+    def _report(self, text: str, folder: Path, warnings: tuple[str, ...]) -> None:
+        """Say what was written: in the status bar, and in a message with Open Folder."""
+        if warnings:
+            self.message.emit(f"{text}, with {plural(len(warnings), 'warning')}.")
+        else:
             self.message.emit(f"{text}.")
-            return
-        self.message.emit(f"{text}, with {plural(len(warnings), 'warning')}.")
-        self._show_warnings(f"{text}.", warnings)
+        if self.notice is not None:  # the last export's message gives way to this one's
+            self.notice.close()
+        notice = ExportNotice(f"{text}.", folder, warnings, self._parent)
+        notice.folder_not_opened.connect(self.message)
+        notice.destroyed.connect(lambda: self._forget_notice(notice))
+        self.notice = notice
+        notice.show()
 
-    def _show_warnings(self, text: str, warnings: tuple[str, ...]) -> None:
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Exported with warnings",
-            text,
-            QMessageBox.StandardButton.Ok,
-            self._parent,
-        )
-        box.setInformativeText("\n\n".join(warnings))
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setModal(False)  # seen, not in the way: the window goes on
-        box.show()
+    def _forget_notice(self, notice: ExportNotice) -> None:
+        if self.notice is notice:
+            self.notice = None
 
     def _ask_replace(self, what: str) -> bool:
         answer = QMessageBox.question(

@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
             self.workspace.connection_restored(run_jobs=self.settings.run_jobs)
 
     def _on_session_connected(self, context: AppContext) -> None:
-        workspace = Workspace(context, self.tasks, self.settings, self)
+        workspace = Workspace(context, self.tasks, self.settings, self, self.window_state)
         self.workspace = workspace
         self.pages.addWidget(workspace.splitter)
         self.pages.setCurrentWidget(workspace.splitter)

@@ -44,7 +44,12 @@ class Workspace(QObject):
     problem = Signal(str)
 
     def __init__(
-        self, context: AppContext, tasks: BackgroundTasks, settings: Settings, window: QWidget
+        self,
+        context: AppContext,
+        tasks: BackgroundTasks,
+        settings: Settings,
+        window: QWidget,
+        window_state: QSettings | None = None,
     ) -> None:
         super().__init__(window)
         database = context.database
@@ -56,7 +61,7 @@ class Workspace(QObject):
         self.tree = BatchTreeView()
         self.tree.setModel(self.model)
         self.preview = PreviewPane(database, tasks)
-        self.exports = ExportActions(database, tasks, window)
+        self.exports = ExportActions(database, tasks, window, window_state)
         self.actions = BatchActions(database, tasks, window)
         self.live = LiveUpdates(database.conninfo, window)
         self.watcher = BatchWatcher(database, tasks, window)
