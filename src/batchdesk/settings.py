@@ -78,6 +78,8 @@ class Settings:
     run_jobs: bool = True
     # Whether the window shows a desktop notification when a batch finishes or fails.
     notifications: bool = True
+    # The window's colours: "system" (as the desktop), "light" or "dark".
+    theme: str = "system"
 
     @property
     def prefix_rule(self) -> PrefixRule:

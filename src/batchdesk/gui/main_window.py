@@ -12,6 +12,7 @@ from uuid import UUID
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QLabel,
     QMainWindow,
     QMenu,
@@ -27,6 +28,7 @@ from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.session import DatabaseSession
 from batchdesk.gui.status_bar import StatusBar
 from batchdesk.gui.submit_panel import paths_from_mime
+from batchdesk.gui.theme import AppTheme
 from batchdesk.gui.tray import Notifier
 from batchdesk.gui.window_actions import WindowActions
 from batchdesk.gui.workspace import Workspace
@@ -53,6 +55,10 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.window_state = window_state
         self.workspace: Workspace | None = None
+        app = QApplication.instance()
+        assert isinstance(app, QApplication), "the window needs a QApplication"
+        self.theme = AppTheme.of(app)
+        self.theme.apply(settings.theme)  # before the first paint: no flash of the other one
         self.setWindowTitle("batchdesk")
         self.setAcceptDrops(True)
         self.resize(1460, 900)
@@ -243,6 +249,8 @@ class MainWindow(QMainWindow):
         old = self.settings
         self.settings = dialog.result_settings()
         self.notifier.set_enabled(self.settings.notifications)
+        if old.theme != self.settings.theme:
+            self.theme.apply(self.settings.theme)
         workspace = self.workspace
         if workspace is not None and old.run_jobs != self.settings.run_jobs:
             workspace.runner.set_enabled(self.settings.run_jobs)

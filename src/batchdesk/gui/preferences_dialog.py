@@ -1,4 +1,4 @@
-"""The Preferences dialog: database, jobs, names, notifications and auto-delivery.
+"""The Preferences dialog: database, jobs, names, notifications, auto-delivery and the theme.
 
 The dialog edits a copy of the settings. Given the app's paths it also saves them when OK is
 pressed: the settings file (never with a password) and the typed password into the OS keyring,
@@ -20,6 +20,7 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -43,6 +44,7 @@ from batchdesk.storage import credentials
 from batchdesk.storage.database import server_version
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
+from batchdesk.gui.theme import THEMES, theme_name
 
 TEST_TIMEOUT_SECONDS = 5
 MAX_WORKER_THREADS = 64
@@ -157,13 +159,22 @@ class PreferencesDialog(QDialog):
             _buddy_label("Auto-&delivery folder:", self.delivery_edit), delivery_row
         )
 
+        # Appearance
+        self.theme_combo = QComboBox()
+        for value, text in THEMES:
+            self.theme_combo.addItem(text, value)
+        self.theme_combo.setCurrentIndex(self.theme_combo.findData(theme_name(settings.theme)))
+        appearance_box = QGroupBox("Appearance")
+        appearance_layout = QFormLayout(appearance_box)
+        appearance_layout.addRow(_buddy_label("The&me:", self.theme_combo), self.theme_combo)
+
         self.problem = _wrapping_label()
         self.problem.setObjectName("preferences-problem")
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         layout = QVBoxLayout(self)
-        for box in (database_box, jobs_box, names_box, delivery_box):
+        for box in (database_box, jobs_box, names_box, delivery_box, appearance_box):
             layout.addWidget(box)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
@@ -182,6 +193,7 @@ class PreferencesDialog(QDialog):
             self.notifications_check,
             self.delivery_edit,
             self.browse_button,
+            self.theme_combo,
             self.buttons,
         ]
         for first, second in itertools.pairwise(chain):
@@ -237,6 +249,7 @@ class PreferencesDialog(QDialog):
             fallback_prefix=self.fallback_edit.text().strip(),
             notifications=self.notifications_check.isChecked(),
             delivery_folder=delivery or None,
+            theme=str(self.theme_combo.currentData()),
         )
 
     def password(self) -> str | None:

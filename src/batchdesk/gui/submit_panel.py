@@ -10,7 +10,7 @@ created. `submit` is all or nothing, so cancelling an upload leaves no batch and
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
@@ -306,6 +306,11 @@ class SubmitPanel(QWidget):
         window = self.palette().color(QPalette.ColorRole.Window)
         red = _ERROR_ON_DARK if window.lightnessF() < 0.5 else _ERROR_ON_LIGHT
         self._message.setStyleSheet(f"color: {red};" if error else "")
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self._message.styleSheet():
+            self._show_message(self._message.text(), error=True)  # the red for the new theme
 
     def _show_progress(self, visible: bool) -> None:
         self.cancel_button.setEnabled(visible)
