@@ -203,6 +203,7 @@ def test_every_label_of_the_window_reads_in_light_and_dark(
         workspace = window.workspace
         assert workspace is not None
         qtbot.waitUntil(lambda: workspace.stats.figure_text("failed") == "1", timeout=30_000)
+        qtbot.waitUntil(lambda: "done here today" in window.status.workers_text, timeout=30_000)
         window.status.show_text("Exported PL_DXB_2026-11-28_batch-1 to /tmp (2 files, 1 KB).")
         for theme in ("light", "dark"):
             window.theme.apply(theme)

@@ -29,7 +29,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,8 +176,6 @@ class RunnerHost(QObject):
         self._live: list[_Run] = []  # started or stopping, until their stop is done
         self._operation: threading.Thread | None = None
         self._busy = 0
-        self._done_day = date.today()
-        self._done_today = 0
         self._batcher = EventBatcher(parent=self)
         self._batcher.drained.connect(self._on_batcher_drained)
         self._start_done.connect(self._on_start_done)
@@ -204,16 +201,6 @@ class RunnerHost(QObject):
     def busy(self) -> int:
         """Jobs running on this workstation now (those being given back included)."""
         return sum(run.runner.busy for run in self._live)
-
-    @property
-    def jobs_done_today(self) -> int:
-        """Jobs this workstation completed today since the window opened (counted from events).
-
-        Counted here rather than queried: the status bar shows this machine's share, and the
-        studio-wide figures come from the stats strip.
-        """
-        self._roll_day()
-        return self._done_today
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -329,8 +316,6 @@ class RunnerHost(QObject):
     # -- events -----------------------------------------------------------------------------
 
     def _on_batcher_drained(self, events: "list[JobEvent]") -> None:
-        self._roll_day()
-        self._done_today += sum(1 for event in events if event.kind == "completed")
         self.job_events.emit(events)
         self._update_busy()
 
@@ -339,9 +324,3 @@ class RunnerHost(QObject):
         if busy != self._busy:
             self._busy = busy
             self.busy_changed.emit(busy)
-
-    def _roll_day(self) -> None:
-        today = date.today()
-        if today != self._done_day:
-            self._done_day = today
-            self._done_today = 0

@@ -25,6 +25,7 @@ from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 
 from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.done_today import DoneTodayCounter
 from batchdesk.gui.session import DatabaseSession
 from batchdesk.gui.status_bar import StatusBar
 from batchdesk.gui.submit_panel import paths_from_mime
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.window_state = window_state
         self.workspace: Workspace | None = None
+        self.done_today: DoneTodayCounter | None = None
         app = QApplication.instance()
         assert isinstance(app, QApplication), "the window needs a QApplication"
         self.theme = AppTheme.of(app)
@@ -128,9 +130,16 @@ class MainWindow(QMainWindow):
         workspace.preview.load_failed.connect(self.session.report_failure)
         workspace.stats.refresh_failed.connect(self.session.report_failure)
         self.window_actions.add_export_options(workspace.exports.include_originals_action)
+        done_today = DoneTodayCounter(context.database, self.tasks, parent=self)
+        self.done_today = done_today
+        done_today.changed.connect(self._update_worker_status)
+        done_today.refresh_failed.connect(self.session.report_failure)
+        workspace.live.batches_changed.connect(done_today.refresh_soon)
+        workspace.runner.job_events.connect(done_today.refresh_soon)  # also when live is down
 
         workspace.restore_state(self.window_state)
         workspace.start(run_jobs=self.settings.run_jobs)
+        done_today.start()
         self._status_timer.start()
         self._update_worker_status()
         self.window_actions.set_connected(True)
@@ -275,7 +284,7 @@ class MainWindow(QMainWindow):
     def _on_tasks_known_error(self, sentence: str) -> None:
         self.status.show_text(sentence)
 
-    def _update_worker_status(self) -> None:
+    def _update_worker_status(self, *_args: object) -> None:
         workspace = self.workspace
         if workspace is None:
             return
@@ -284,7 +293,7 @@ class MainWindow(QMainWindow):
             enabled=runner.enabled,
             busy=runner.busy,
             threads=runner.threads,
-            done_today=runner.jobs_done_today,
+            done_today=self.done_today.value if self.done_today is not None else None,
         )
 
     # -- state -------------------------------------------------------------------------------
@@ -317,6 +326,8 @@ class MainWindow(QMainWindow):
     def shut_down(self) -> None:
         """Stop the live feed and this computer's workers, giving back unfinished jobs."""
         self._status_timer.stop()
+        if self.done_today is not None:
+            self.done_today.stop()
         workspace = self.workspace
         if workspace is None:
             return

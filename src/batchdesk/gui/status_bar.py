@@ -41,12 +41,20 @@ class StatusBar(QStatusBar):
         self._connection.setToolTip(detail)
         self._connection.setProperty("state", state)
 
-    def set_workers(self, *, enabled: bool, busy: int, threads: int, done_today: int) -> None:
-        if not enabled:
-            self._workers.setText("Jobs run elsewhere (off on this computer)")
-            return
-        self._workers.setText(
-            f"Jobs: {busy} of {threads} threads busy · {done_today} done here today"
+    def set_workers(
+        self, *, enabled: bool, busy: int, threads: int, done_today: int | None
+    ) -> None:
+        """Show this window's workers and the jobs this computer completed today (once known).
+
+        "Here" is this computer: its headless workers count too, as do windows closed since.
+        """
+        text = f"Jobs: {busy} of {threads} threads busy" if enabled else "Jobs: off in this window"
+        if done_today is not None:
+            text += f" · {done_today:,} done here today"
+        self._workers.setText(text)
+        self._workers.setToolTip(
+            "Jobs completed today by this computer's workers (windows and headless ones), "
+            "in the studio's day"
         )
 
     @property

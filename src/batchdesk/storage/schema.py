@@ -146,6 +146,12 @@ jobs = Table(
     Index("jobs_queued_idx", "run_after", "id", postgresql_where=text("status = 'queued'")),
     Index("jobs_input_sha256_idx", "input_sha256"),
     Index("jobs_processing_worker_idx", "worker", postgresql_where=text("status = 'processing'")),
+    # "N done here today" in the window (migration 0007).
+    Index(
+        "jobs_completed_finished_at_idx",
+        "finished_at",
+        postgresql_where=text("status = 'completed'"),
+    ),
 )
 
 workers = Table(
