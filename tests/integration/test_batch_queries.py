@@ -12,24 +12,33 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from batchdesk.domain.batch_query import MAX_PAGE_SIZE, SORT_COLUMNS, BatchQuery, SortOrder
+from batchdesk.domain.batch_query import (
+    MAX_PAGE_SIZE,
+    SORT_COLUMNS,
+    BatchQuery,
+    SortOrder,
+)
 from batchdesk.domain.statuses import BatchStatus
 from batchdesk.errors import InvalidRequest, NotFound
+from batchdesk.storage import migrations_runner
 from batchdesk.storage.batch_positions import batch_positions, place_batches
 from batchdesk.storage.batch_queries import (
     BatchRow,
+    FilterChoices,
     batch_page,
     batch_stats,
     batches_by_ids,
     count_batches,
     customer_prefixes,
     delete_batch,
+    filter_choices,
     find_batch,
     list_batches,
     list_jobs,
 )
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import CreatedBatch
+from tests.database_fixtures import TestServer
 from tests.factories import make_batch
 
 BATCH_DATE = date(2026, 11, 28)
@@ -180,6 +189,109 @@ def test_text_filter_takes_percent_underscore_and_backslash_literally(
     assert found(database, text="_off") == names_of(percent)
     assert found(database, text=r"\renders") == names_of(windows)
     assert found(database, text="\\") == names_of(windows)
+
+
+def test_text_filter_matches_the_file_names_of_a_batchs_jobs(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    # make_batch names files PREFIX191_view0.png, PREFIX192_view1.png, ...
+    three = new_batch(database, tmp_path, files=3, description="plain")
+    one = new_batch(database, tmp_path, files=1, description="plain")
+
+    assert found(database, text="VIEW2.PNG") == names_of(three)
+    assert found(database, text="_view0") == names_of(one, three)  # newest first
+    # A job added later (say by a script) is found too.
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "INSERT INTO jobs (batch_id, position, file_name, input_sha256, input_size, pipeline)"
+            " SELECT batch_id, 1, 'Hero_Shot_Ünïcode.png', input_sha256, input_size, pipeline"
+            " FROM jobs WHERE batch_id = %s",
+            (one.id,),
+        )
+    assert found(database, text="hero_shot_üNÏ") == names_of(one)
+
+
+def test_search_text_follows_a_new_description_and_leaves_with_its_batch(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    batch = new_batch(database, tmp_path, files=2, description="first words")
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "UPDATE batches SET render_description = 'Other Words' WHERE id = %s", (batch.id,)
+        )
+
+    assert found(database, text="first words") == []
+    assert found(database, text="other words") == names_of(batch)
+    assert found(database, text="view1") == names_of(batch)  # its file names stay
+    with database.begin() as connection:
+        delete_batch(connection, batch.id)
+    with psycopg.connect(database_conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM batch_search").fetchone() == (0,)
+
+
+def test_batches_made_before_the_search_table_are_found_by_file_name_after_the_upgrade(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    name = pg_server.create_database()
+    database = pg_server.open(name)
+    try:
+        config = migrations_runner._config()
+        with migrations_runner.alembic_connection(database, begin=True) as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+        older = new_batch(database, tmp_path, files=2, description="from before")
+
+        migrations_runner.upgrade(database)
+
+        assert found(database, text="VIEW1") == names_of(older)
+        assert found(database, text="before") == names_of(older)
+    finally:
+        database.close()
+        pg_server.drop_database(name)
+
+
+def test_who_pipeline_and_creation_time_filters(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    early, mid, late = (new_batch(database, tmp_path) for _ in range(3))
+    set_created_at(database_conninfo, {early.id: 0, mid.id: 60, late.id: 24 * 60})  # late: 29th
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute("INSERT INTO pipelines (name) VALUES ('thumbs')")
+        conn.execute(
+            "UPDATE batches SET created_by = 'ann@ws1', pipeline = 'thumbs' WHERE id = %s",
+            (mid.id,),
+        )
+    nine = datetime.fromisoformat("2026-11-28T09:00+00:00")
+    ten = datetime.fromisoformat("2026-11-28T10:00+00:00")
+
+    assert found(database, created_by="ann@ws1") == names_of(mid)
+    assert found(database, created_by="ann") == []  # a person, not a part of a name
+    assert found(database, pipeline="thumbs") == names_of(mid)
+    assert found(database, pipeline="original") == names_of(late, early)
+    assert found(database, created_from=ten) == names_of(late, mid)  # inclusive
+    assert found(database, created_before=ten) == names_of(early)  # exclusive
+    assert found(database, created_from=nine, created_before=ten) == names_of(early)
+    assert found(database, created_from=nine, created_by="ann@ws1") == names_of(mid)
+
+
+def test_filter_choices_list_each_customer_submitter_and_pipeline_once(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    with database.connect() as connection:
+        assert filter_choices(connection) == FilterChoices((), (), ())
+    for prefix in ("ZZ_TOP", "AC_ME", "ZZ_TOP"):
+        new_batch(database, tmp_path, prefix=prefix)
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute("UPDATE batches SET created_by = 'bo@ws2' WHERE customer_prefix = 'AC_ME'")
+
+    with database.connect() as connection:
+        choices = filter_choices(connection)
+
+    assert choices.customers == ("AC_ME", "ZZ_TOP")
+    assert choices.creators == ("bo@ws2", "tester@test")
+    assert choices.pipelines == ("original",)
 
 
 def test_filters_combine(database: Database, database_conninfo: str, tmp_path: Path) -> None:
@@ -405,6 +517,26 @@ def test_jobs_are_listed_in_position_order_page_by_page(
     assert [job.id for job in jobs] == [job.id for job in reversed(submitted)]
     assert page == jobs[1:3]
     assert past_the_end == []
+
+
+def test_jobs_can_be_listed_by_status_a_page_of_those_at_a_time(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    batch = new_batch(database, tmp_path, files=6)
+    set_job_statuses(
+        database_conninfo,
+        batch.id,
+        ["completed", "failed", "completed", "queued", "failed", "cancelled"],
+    )
+
+    with database.connect() as connection:
+        failed = list_jobs(connection, batch.id, statuses={"failed"})
+        unfinished = list_jobs(connection, batch.id, statuses={"failed", "queued", "cancelled"})
+        second_page = list_jobs(connection, batch.id, statuses={"failed"}, offset=1, limit=5)
+
+    assert [job.position for job in failed] == [1, 4]
+    assert [job.position for job in unfinished] == [1, 3, 4, 5]
+    assert second_page == failed[1:]
 
 
 # --- dashboard -------------------------------------------------------------------------------

@@ -97,6 +97,19 @@ batches = Table(
     ),
 )
 
+# Each batch's searchable text, lower-cased: name, description, file names (migration 0006).
+batch_search = Table(
+    "batch_search",
+    metadata,
+    Column(
+        "batch_id",
+        UUID(as_uuid=True),
+        ForeignKey("batches.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("content", Text, nullable=False),
+)
+
 blobs = Table(
     "blobs",
     metadata,
