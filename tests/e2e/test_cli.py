@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -463,6 +464,43 @@ def test_list_sorts_by_a_whitelisted_column_in_either_order(cli: Cli, tmp_path: 
     assert [row["total_files"] for row in descending.json()] == [3, 2, 1]
 
 
+@pytest.mark.slow
+def test_list_finds_file_names_submitters_pipelines_and_dates(cli: Cli, tmp_path: Path) -> None:
+    thumbs = submit_one(cli, "-p", "thumbnails", *make_renders(tmp_path / "a", "LS_FIND", 1))
+    plain = submit_one(cli, *make_renders(tmp_path / "b", "LS_FIND", 3))
+    row = cli.run("list", "--customer", "LS_FIND", "--json").json()[0]
+    who = row["created_by"]
+    created = datetime.fromisoformat(row["created_at"]).astimezone()
+    today, tomorrow = created.date(), created.date() + timedelta(days=1)
+    yesterday = today - timedelta(days=1)
+    mine = ["list", "--customer", "LS_FIND", "--json"]
+
+    runs = cli.run_together(
+        [*mine, "--text", "193_VIEW2.png"],  # a file name only the three-file batch holds
+        [*mine, "--text", "view0"],
+        [*mine, "--pipeline", "thumbnails"],
+        [*mine, "--created-by", who],
+        [*mine, "--created-by", "nobody@nowhere"],
+        [*mine, "--since", today.isoformat(), "--until", today.isoformat()],
+        [*mine, "--since", tomorrow.isoformat()],
+        [*mine, "--until", yesterday.isoformat()],
+        [*mine, "--text", "view0", "--pipeline", "original", "--status", "queued"],
+    )
+
+    both = [plain["base_directory_name"], thumbs["base_directory_name"]]
+    assert [names(run.json()) for run in runs] == [
+        both[:1],
+        both,
+        both[1:],
+        both,
+        [],
+        both,
+        [],
+        [],
+        both[:1],
+    ]
+
+
 def test_show_finds_a_batch_by_name_and_by_id(cli: Cli, tmp_path: Path) -> None:
     pngs = make_renders(tmp_path, "SH_SHOW", 2)
     batch = submit_one(cli, "-d", "Show me", *pngs)
@@ -614,6 +652,7 @@ USAGE_ERRORS = {
     "a sort column that is not allowed": ["list", "--sort-by", "bogus"],
     "an unknown sort order": ["list", "--order", "sideways"],
     "an unknown status": ["list", "--status", "nope"],
+    "a date that is not a date": ["list", "--since", "yesterday"],
     "show without a batch": ["show"],
     "db without an action": ["db"],
     "the self-test with a command": ["--self-test", "list"],

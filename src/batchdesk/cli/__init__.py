@@ -70,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="queued, processing, completed, failed or cancelled (repeat for several)",
     )
     listing.add_argument("--customer", metavar="PREFIX", help="customer prefix, e.g. PL_DXB")
-    listing.add_argument("--text", help="text in the name or description")
+    listing.add_argument("--text", help="text in the name, the description or a file name")
+    listing.add_argument("--created-by", metavar="USER@HOST", help="who submitted, e.g. ann@ws-3")
+    listing.add_argument("--pipeline", metavar="NAME", help="the batch's pipeline")
+    listing.add_argument(
+        "--since", metavar="DATE", help="created on or after, e.g. 2026-11-28 or 2026-11-28T14:00"
+    )
+    listing.add_argument(
+        "--until", metavar="DATE", help="created up to the end of this day (or before this time)"
+    )
     listing.add_argument(
         "--sort-by", default="created_at", metavar="COL", help=", ".join(SORT_COLUMNS)
     )

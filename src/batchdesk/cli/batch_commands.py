@@ -10,6 +10,7 @@ from batchdesk.app import open_app
 from batchdesk.cli.output import ProgressLine, err, local_time, print_json, short, table
 from batchdesk.domain.batch_query import (
     BatchQuery,
+    parse_moment,
     parse_sort_column,
     parse_sort_order,
     parse_statuses,
@@ -121,6 +122,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         statuses=parse_statuses(args.status),
         customer_prefix=args.customer,
         text=args.text,
+        created_by=args.created_by,
+        pipeline=args.pipeline,
+        created_from=parse_moment(args.since) if args.since else None,
+        created_before=parse_moment(args.until, end_of_day=True) if args.until else None,
         sort_by=parse_sort_column(args.sort_by),
         order=parse_sort_order(args.order),
         limit=args.limit,
