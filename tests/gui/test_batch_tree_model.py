@@ -25,7 +25,7 @@ from tests.factories import make_batch
 
 from batchdesk.gui import batch_tree_loading as loading
 from batchdesk.gui.background import BackgroundTasks
-from batchdesk.gui.batch_tree_items import FILES_COLUMN, PROGRESS_COLUMN, STATUS_COLUMN
+from batchdesk.gui.batch_tree_items import PROGRESS_COLUMN, SIZE_COLUMN, STATUS_COLUMN
 from batchdesk.gui.batch_tree_model import BatchTreeModel
 from batchdesk.gui.batch_tree_view import BatchTreeView, TreeSelection, badge_colours
 
@@ -122,7 +122,7 @@ def test_the_model_passes_the_model_tester_loaded_and_while_it_changes(
     model.apply_batch_changes({third.id, second.id, fourth.id})
     wait_idle(qtbot, model, tasks)
     assert set(names(model)) == {b.base_directory_name for b in (first, third, fourth)}
-    model.sort(FILES_COLUMN, Qt.SortOrder.AscendingOrder)
+    model.sort(SIZE_COLUMN, Qt.SortOrder.AscendingOrder)
     wait_idle(qtbot, model, tasks)
     assert names(model, "total_files") == [2, 3, 4]
 
@@ -210,12 +210,12 @@ def test_header_sorting_and_filters_are_sql_and_the_sort_survives_a_new_filter(
     view.expand(model.index_of_batch(biggest.id))
     view.setCurrentIndex(model.index_of_batch(biggest.id))
 
-    view.sortByColumn(FILES_COLUMN, Qt.SortOrder.AscendingOrder)  # as a header click does
+    view.sortByColumn(SIZE_COLUMN, Qt.SortOrder.AscendingOrder)  # as a header click does
     wait_idle(qtbot, model, tasks)
     model.fetchMore(ROOT)
     qtbot.waitUntil(lambda: model.rowCount() == 4)
     assert names(model, "total_files") == [1, 2, 3, 5]
-    assert model.query.sort_by == "total_files"
+    assert model.query.sort_by == "total_size"
     # A reset loses expansion and selection; the view puts them back as the row comes back.
     qtbot.waitUntil(lambda: view.isExpanded(model.index_of_batch(biggest.id)))
     assert view.selection() == TreeSelection((biggest.id,), ())
@@ -224,9 +224,9 @@ def test_header_sorting_and_filters_are_sql_and_the_sort_survives_a_new_filter(
     wait_idle(qtbot, model, tasks)
     assert names(model, "total_files") == [3, 5]
     assert model.total_count == 2
-    assert view.header().sortIndicatorSection() == FILES_COLUMN
+    assert view.header().sortIndicatorSection() == SIZE_COLUMN
 
-    model.sort(FILES_COLUMN, Qt.SortOrder.DescendingOrder)
+    model.sort(SIZE_COLUMN, Qt.SortOrder.DescendingOrder)
     wait_idle(qtbot, model, tasks)
     assert names(model, "total_files") == [5, 3]
     assert view.header().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder

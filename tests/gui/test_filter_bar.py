@@ -1,13 +1,15 @@
-"""The filter bar: status, customers from the database, debounced text, one query per change."""
+"""The filter bar: statuses, choices from the database, dates, debounced text, one query each."""
 
+from datetime import date, timedelta
 from pathlib import Path
 
+import psycopg
 from pytestqt.qtbot import QtBot
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QDate, Qt
+from PySide6.QtWidgets import QApplication, QComboBox
 
-from batchdesk.domain.batch_query import BatchQuery
+from batchdesk.domain.batch_query import BatchQuery, JobFilter, parse_moment
 from batchdesk.domain.statuses import BatchStatus
 from batchdesk.storage.database import Database
 from tests.gui.test_batch_tree_model import submit
@@ -20,13 +22,17 @@ def make_bar(qtbot: QtBot, database: Database, tasks: BackgroundTasks) -> Filter
     """A shown filter bar whose customers have been read."""
     bar = FilterBar(database, tasks, debounce_ms=50)
     qtbot.addWidget(bar)
-    with qtbot.waitSignal(bar.customers_loaded, timeout=10_000):
+    with qtbot.waitSignal(bar.choices_loaded, timeout=10_000):
         bar.show()
     return bar
 
 
+def items(combo: QComboBox) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
 def customers(bar: FilterBar) -> list[str]:
-    return [bar.customer_combo.itemText(i) for i in range(bar.customer_combo.count())]
+    return items(bar.customer_combo)
 
 
 def test_choices_emit_the_query_they_make(
@@ -39,16 +45,110 @@ def test_choices_emit_the_query_they_make(
     assert bar.query() == BatchQuery()
 
     with qtbot.waitSignal(bar.query_changed) as status:
-        bar.status_combo.setCurrentIndex(bar.status_combo.findData("failed"))
+        bar.status_buttons[BatchStatus.FAILED].click()
     with qtbot.waitSignal(bar.query_changed) as customer:
         bar.customer_combo.setCurrentIndex(bar.customer_combo.findText("AC_ME"))
     with qtbot.waitSignal(bar.query_changed) as everything:
-        bar.status_combo.setCurrentIndex(0)
+        bar.status_buttons[BatchStatus.FAILED].click()
 
     failed = frozenset({BatchStatus.FAILED})
     assert status.args == [BatchQuery(statuses=failed)]
     assert customer.args == [BatchQuery(statuses=failed, customer_prefix="AC_ME")]
     assert everything.args == [BatchQuery(customer_prefix="AC_ME")]
+
+
+def test_several_statuses_at_once_show_any_of_them(
+    qtbot: QtBot, database: Database, tasks: BackgroundTasks
+) -> None:
+    bar = make_bar(qtbot, database, tasks)
+    queries: list[BatchQuery] = []
+    bar.query_changed.connect(queries.append)
+
+    bar.status_buttons[BatchStatus.FAILED].click()
+    bar.status_buttons[BatchStatus.QUEUED].click()
+
+    assert queries[-1].statuses == {BatchStatus.FAILED, BatchStatus.QUEUED}
+    assert bar.status_buttons[BatchStatus.FAILED].isChecked()
+
+
+def test_who_and_pipeline_come_from_the_batches_and_filter_exactly(
+    qtbot: QtBot,
+    database: Database,
+    database_conninfo: str,
+    tasks: BackgroundTasks,
+    tmp_path: Path,
+) -> None:
+    thumbs = submit(database, tmp_path)
+    submit(database, tmp_path)
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute("INSERT INTO pipelines (name) VALUES ('thumbs')")
+        conn.execute(
+            "UPDATE batches SET created_by = 'ann@ws1', pipeline = 'thumbs' WHERE id = %s",
+            (thumbs.id,),
+        )
+    bar = make_bar(qtbot, database, tasks)
+    assert items(bar.creator_combo) == ["Anyone", "ann@ws1", "tester@test"]
+    assert items(bar.pipeline_combo) == ["All pipelines", "original", "thumbs"]
+
+    with qtbot.waitSignal(bar.query_changed) as who:
+        bar.creator_combo.setCurrentIndex(bar.creator_combo.findText("ann@ws1"))
+    with qtbot.waitSignal(bar.query_changed) as pipeline:
+        bar.pipeline_combo.setCurrentIndex(bar.pipeline_combo.findText("thumbs"))
+
+    assert who.args == [BatchQuery(created_by="ann@ws1")]
+    assert pipeline.args == [BatchQuery(created_by="ann@ws1", pipeline="thumbs")]
+
+
+def test_a_period_or_two_dates_narrow_the_creation_time(
+    qtbot: QtBot, database: Database, tasks: BackgroundTasks
+) -> None:
+    bar = make_bar(qtbot, database, tasks)
+    assert not bar.from_date.isVisible()
+
+    with qtbot.waitSignal(bar.query_changed) as week:
+        bar.period_combo.setCurrentIndex(bar.period_combo.findText("Last 7 days"))
+    first_day = (date.today() - timedelta(days=6)).isoformat()
+    assert week.args == [BatchQuery(created_from=parse_moment(first_day))]
+
+    with qtbot.waitSignal(bar.query_changed):
+        bar.period_combo.setCurrentIndex(bar.period_combo.findText("Between dates..."))
+    assert bar.from_date.isVisible()
+    assert bar.until_date.isVisible()
+    with qtbot.waitSignal(bar.query_changed):
+        bar.from_date.setDate(QDate(2026, 11, 2))
+    with qtbot.waitSignal(bar.query_changed) as between:
+        bar.until_date.setDate(QDate(2026, 11, 1))  # given the wrong way round: still a range
+
+    assert between.args == [
+        BatchQuery(
+            created_from=parse_moment("2026-11-01"),
+            created_before=parse_moment("2026-11-02", end_of_day=True),
+        )
+    ]
+
+
+def test_clear_filters_is_one_query_and_resets_the_jobs_shown_too(
+    qtbot: QtBot, database: Database, tasks: BackgroundTasks
+) -> None:
+    bar = make_bar(qtbot, database, tasks)
+    assert not bar.clear_button.isEnabled()
+    bar.status_buttons[BatchStatus.PROCESSING].click()
+    qtbot.keyClicks(bar.text_field, "hero")
+    qtbot.keyClick(bar.text_field, Qt.Key.Key_Return)
+    with qtbot.waitSignal(bar.job_filter_changed) as jobs:
+        bar.job_combo.setCurrentIndex(bar.job_combo.findData(JobFilter.FAILED.value))
+    assert jobs.args == [JobFilter.FAILED]
+    assert bar.clear_button.isEnabled()
+    queries: list[BatchQuery] = []
+    bar.query_changed.connect(queries.append)
+
+    with qtbot.waitSignal(bar.job_filter_changed) as cleared_jobs:
+        bar.clear_button.click()
+
+    assert queries == [BatchQuery()]
+    assert cleared_jobs.args == [JobFilter.ALL]
+    assert bar.text_field.text() == ""
+    assert not bar.clear_button.isEnabled()
 
 
 def test_typing_is_one_query_once_the_typing_pauses(
@@ -83,7 +183,7 @@ def test_enter_applies_the_text_at_once_and_the_same_query_is_not_sent_twice(
     assert queries == [BatchQuery(text="spring")]
 
 
-def test_reloading_customers_adds_new_ones_and_keeps_the_choice(
+def test_reloading_choices_adds_new_ones_and_keeps_the_choice(
     qtbot: QtBot, database: Database, tasks: BackgroundTasks, tmp_path: Path
 ) -> None:
     submit(database, tmp_path, prefix="PL_DXB")
@@ -94,8 +194,8 @@ def test_reloading_customers_adds_new_ones_and_keeps_the_choice(
     queries: list[BatchQuery] = []
     bar.query_changed.connect(queries.append)
 
-    with qtbot.waitSignal(bar.customers_loaded, timeout=10_000):
-        bar.reload_customers()
+    with qtbot.waitSignal(bar.choices_loaded, timeout=10_000):
+        bar.reload_choices()
 
     assert customers(bar) == ["All customers", "AC_ME", "PL_DXB"]
     assert bar.customer_combo.currentText() == "PL_DXB"

@@ -31,7 +31,7 @@ from tests.gui.test_batch_tree_model import (
 )
 
 from batchdesk.gui.background import BackgroundTasks
-from batchdesk.gui.batch_tree_items import DESCRIPTION_COLUMN, PROGRESS_COLUMN, STATUS_COLUMN
+from batchdesk.gui.batch_tree_items import DETAILS_COLUMN, PROGRESS_COLUMN, STATUS_COLUMN
 from batchdesk.gui.batch_tree_model import PROGRESS_ROLE, STATUS_ROLE, BatchTreeModel, Progress
 from batchdesk.gui.batch_tree_view import BatchTreeView, TreeSelection
 from batchdesk.gui.live_updates import LiveUpdates, batch_id_of
@@ -347,8 +347,8 @@ def test_refresh_rereads_rows_and_loaded_jobs_in_place(
     model.refresh()
     wait_idle(qtbot, model, tasks)
 
-    job = model.index(1, DESCRIPTION_COLUMN, index)
-    assert model.data(index.siblingAtColumn(DESCRIPTION_COLUMN)) == "spring shoot"
+    job = model.index(1, DETAILS_COLUMN, index)
+    assert model.data(index.siblingAtColumn(DETAILS_COLUMN)) == "spring shoot"
     assert model.data(job) == "Step 2 (fit) failed."
     assert model.data(job, Qt.ItemDataRole.ToolTipRole) == error
     assert view.isExpanded(index)

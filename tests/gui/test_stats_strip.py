@@ -87,3 +87,26 @@ def test_a_database_that_went_away_keeps_the_last_figures(
 
     assert strip.figure_text("queued") == "—"
     assert strip.toolTip() == f"Could not refresh these figures: {blocker.args[0]}"
+
+
+def test_while_filters_narrow_the_tree_it_says_how_many_of_all_are_shown(
+    qtbot: QtBot, strip: StatsStrip, database: Database, tmp_path: Path
+) -> None:
+    for n in range(3):
+        make_batch(database, tmp_path / str(n), count=1, seed=n)
+    with qtbot.waitSignal(strip.refreshed, timeout=30_000):
+        strip.refresh()
+    strip.show()
+    assert not strip.shown_label.isVisible()
+
+    strip.set_shown(2)
+    assert strip.shown_label.isVisible()
+    assert strip.shown_label.text() == "Showing 2 of 3 batches"
+
+    make_batch(database, tmp_path / "more", count=1, seed=9)
+    with qtbot.waitSignal(strip.refreshed, timeout=30_000):
+        strip.refresh()
+    assert strip.shown_label.text() == "Showing 2 of 4 batches"
+
+    strip.set_shown(None)  # no filter any more
+    assert not strip.shown_label.isVisible()

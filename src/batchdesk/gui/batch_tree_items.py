@@ -1,8 +1,18 @@
 """What the batch tree holds and shows: its columns, each cell, and the loaded rows.
 
-Job rows reuse the batch columns: name -> file name, description -> the error (its first
-line; the tooltip holds all of it), progress -> attempts, files -> pipeline, size -> the
-input's size, created -> how long the job ran, by -> the worker that ran it.
+Every column means one thing for a batch and for its jobs, and where the two differ the header
+names both ("Progress / tries"):
+
+    Name                 the batch's name             the job's file name
+    Status               the batch's status           the job's status
+    Progress / tries     finished of all jobs (bar)   tries made of those allowed
+    Description / error  the batch's description      the job's error, if it failed
+    Pipeline             the batch's pipeline         the job's pipeline
+    Size                 all its files                its input file
+    Time                 when it was created          how long it ran
+    Who / where          who submitted it             the computer that ran it
+
+A cell shows the first line; its tooltip holds all of it, and the times and names in full.
 
 `BatchNodes` keeps the loaded batch rows in view order with their loaded jobs, found by
 position, by batch id, or by the integer key that a job row's index carries.
@@ -20,28 +30,37 @@ from PySide6.QtCore import Qt
 from batchdesk.domain.units import format_size
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 
-COLUMNS = ("Name", "Description", "Status", "Progress", "Files", "Size", "Created", "By")
+COLUMNS = (
+    "Name",
+    "Status",
+    "Progress / tries",
+    "Description / error",
+    "Pipeline",
+    "Size",
+    "Time",
+    "Who / where",
+)
 (
     NAME_COLUMN,
-    DESCRIPTION_COLUMN,
     STATUS_COLUMN,
     PROGRESS_COLUMN,
-    FILES_COLUMN,
+    DETAILS_COLUMN,
+    PIPELINE_COLUMN,
     SIZE_COLUMN,
-    CREATED_COLUMN,
-    BY_COLUMN,
+    TIME_COLUMN,
+    WHO_COLUMN,
 ) = range(len(COLUMNS))
 
 # Columns to BatchQuery sort names (domain.batch_query.SORT_COLUMNS); every column sorts.
 SORT_BY_COLUMN = {
     NAME_COLUMN: "base_directory_name",
-    DESCRIPTION_COLUMN: "render_description",
     STATUS_COLUMN: "status",
     PROGRESS_COLUMN: "progress",
-    FILES_COLUMN: "total_files",
+    DETAILS_COLUMN: "render_description",
+    PIPELINE_COLUMN: "pipeline",
     SIZE_COLUMN: "total_size",
-    CREATED_COLUMN: "created_at",
-    BY_COLUMN: "created_by",
+    TIME_COLUMN: "created_at",
+    WHO_COLUMN: "created_by",
 }
 COLUMN_OF_SORT = {name: column for column, name in SORT_BY_COLUMN.items()}
 
@@ -50,6 +69,7 @@ STATUS_ROLE = _USER + 1  # str: the row's status, for the badge delegate
 PROGRESS_ROLE = _USER + 2  # Progress on batch rows, None on job rows
 BATCH_ID_ROLE = _USER + 3  # UUID: the batch (a job row gives its batch's)
 JOB_ID_ROLE = _USER + 4  # int on job rows, None on batch rows
+MATCH_ROLE = _USER + 5  # True on a job row whose file name the search matched
 
 _DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
 _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
@@ -57,18 +77,18 @@ _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
 _INITIAL_SORT_ORDER = int(Qt.ItemDataRole.InitialSortOrderRole.value)
 _RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
 
-_HEADER_TIPS = (
-    "Batch name; for a job, its file name",
-    "What the batch is; for a job, its error",
-    "Status of the batch or job",
-    "Jobs finished of all; for a job, its attempts",
-    "Number of files; for a job, its pipeline",
-    "Size of the submitted files",
-    "When the batch was created; for a job, how long it ran",
-    "Who created the batch; for a job, the worker that ran it",
+HEADER_TIPS = (
+    "A batch's name; a job's file name",
+    "Status of the batch or the job",
+    "A batch: its jobs finished of all. A job: the tries made of those allowed",
+    "A batch's description; a job's error, if it failed",
+    "The pipeline of the batch or the job",
+    "A batch: the size of all its files. A job: the size of its file",
+    "A batch: when it was created. A job: how long it ran",
+    "A batch: who submitted it. A job: the computer that ran it",
 )
 # Clicking a new header sorts numbers and dates biggest and newest first.
-_DESCENDING_FIRST = {PROGRESS_COLUMN, FILES_COLUMN, SIZE_COLUMN, CREATED_COLUMN}
+_DESCENDING_FIRST = {PROGRESS_COLUMN, SIZE_COLUMN, TIME_COLUMN}
 
 
 class Progress(NamedTuple):
@@ -89,7 +109,7 @@ def header_cell(section: int, role: int) -> Any:
     if role == _DISPLAY:
         return COLUMNS[section]
     if role == _TOOLTIP:
-        return _HEADER_TIPS[section]
+        return HEADER_TIPS[section]
     if role == _INITIAL_SORT_ORDER:
         order = (
             Qt.SortOrder.DescendingOrder
@@ -103,11 +123,11 @@ def header_cell(section: int, role: int) -> Any:
 def batch_cell(row: BatchRow, column: int, role: int) -> Any:
     """Return a batch row's `role` data for `column`."""
     if role == _DISPLAY:
-        return _batch_text(row, column)
+        return _BATCH_TEXT[column](row)
     if role == _TOOLTIP:
         return _batch_tip(row, column)
     if role == _ALIGNMENT:
-        return _RIGHT if column in (FILES_COLUMN, SIZE_COLUMN) else None
+        return _RIGHT if column == SIZE_COLUMN else None
     if role == STATUS_ROLE:
         return row.status
     if role == PROGRESS_ROLE:
@@ -117,10 +137,10 @@ def batch_cell(row: BatchRow, column: int, role: int) -> Any:
     return None
 
 
-def job_cell(job: JobRow, column: int, role: int) -> Any:
-    """Return a job row's `role` data for `column`."""
+def job_cell(job: JobRow, column: int, role: int, *, matched: bool = False) -> Any:
+    """Return a job row's `role` data for `column`; `matched`: the search found its name."""
     if role == _DISPLAY:
-        return _job_text(job, column)
+        return _JOB_TEXT[column](job)
     if role == _TOOLTIP:
         return _job_tip(job, column)
     if role == _ALIGNMENT:
@@ -131,35 +151,27 @@ def job_cell(job: JobRow, column: int, role: int) -> Any:
         return job.batch_id
     if role == JOB_ID_ROLE:
         return job.id
+    if role == MATCH_ROLE:
+        return matched
     return None
 
 
 # One function per column: a paint asks for ~1,000 cells, each for one column's text only.
 _BATCH_TEXT: tuple[Callable[[BatchRow], str], ...] = (
     lambda row: row.base_directory_name,
-    lambda row: _first_line(row.render_description),
     lambda row: row.status,
-    lambda row: f"{_finished(row)}/{row.total_files}",
-    lambda row: str(row.total_files),
+    lambda row: f"{row.finished_count}/{row.total_files}",
+    lambda row: _first_line(row.render_description),
+    lambda row: row.pipeline,
     lambda row: format_size(row.total_size),
     lambda row: _local(row.created_at),
     lambda row: row.created_by,
 )
 
 
-def _finished(row: BatchRow) -> int:
-    return row.completed_count + row.failed_count + row.cancelled_count
-
-
-def _batch_text(row: BatchRow, column: int) -> str:
-    return _BATCH_TEXT[column](row)
-
-
 def _batch_tip(row: BatchRow, column: int) -> str | None:
     if column == NAME_COLUMN:
-        return f"{row.base_directory_name}\nPipeline: {row.pipeline}"
-    if column == DESCRIPTION_COLUMN:
-        return row.render_description or None
+        return row.base_directory_name
     if column in (STATUS_COLUMN, PROGRESS_COLUMN):
         counts = [
             (row.queued_count, "queued"),
@@ -168,46 +180,63 @@ def _batch_tip(row: BatchRow, column: int) -> str | None:
             (row.failed_count, "failed"),
             (row.cancelled_count, "cancelled"),
         ]
-        return ", ".join(f"{count} {name}" for count, name in counts if count) or None
+        listed = ", ".join(f"{count} {name}" for count, name in counts if count)
+        return f"{row.total_files} jobs: {listed}" if listed else None
+    if column == DETAILS_COLUMN:
+        return row.render_description or None
+    if column == PIPELINE_COLUMN:
+        return f"Pipeline {row.pipeline}"
     if column == SIZE_COLUMN:
-        return f"{row.total_size:,} bytes"
-    if column == CREATED_COLUMN:
-        created = f"Created {_local(row.created_at, seconds=True)}"
+        return f"{row.total_files} files, {row.total_size:,} bytes"
+    if column == TIME_COLUMN:
+        tip = f"Created {_local(row.created_at, seconds=True)}"
         if row.completed_at is not None:
-            created += f"\nCompleted {_local(row.completed_at, seconds=True)}"
-        return created
+            took = format_duration((row.completed_at - row.created_at).total_seconds())
+            tip += f"\nFinished {_local(row.completed_at, seconds=True)}, {took} after"
+        return tip
+    if column == WHO_COLUMN:
+        return f"Submitted by {row.created_by}" if row.created_by else None
     return None
 
 
 _JOB_TEXT: tuple[Callable[[JobRow], str], ...] = (
     lambda job: job.file_name,
-    lambda job: _first_line(job.last_error or ""),
     lambda job: job.status,
-    lambda job: f"{job.attempts} of {job.max_attempts} attempts",
+    lambda job: f"{job.attempts} of {job.max_attempts} tries" if job.attempts else "",
+    lambda job: _first_line(job.last_error or ""),
     lambda job: job.pipeline,
     lambda job: format_size(job.input_size),
     lambda job: _job_duration(job),
-    lambda job: job.worker or "",
+    lambda job: worker_host(job.worker),
 )
-
-
-def _job_text(job: JobRow, column: int) -> str:
-    return _JOB_TEXT[column](job)
 
 
 def _job_tip(job: JobRow, column: int) -> str | None:
     if column == NAME_COLUMN:
         return job.source_path or job.file_name
-    if column == DESCRIPTION_COLUMN:
+    if column == STATUS_COLUMN:
         return job.last_error or None
-    if column == CREATED_COLUMN and job.started_at is not None:
+    if column == PROGRESS_COLUMN:
+        return f"Tried {job.attempts} of at most {job.max_attempts} times"
+    if column == DETAILS_COLUMN:
+        return job.last_error or None
+    if column == PIPELINE_COLUMN:
+        return f"Pipeline {job.pipeline}"
+    if column == SIZE_COLUMN:
+        return f"{job.input_size:,} bytes"
+    if column == TIME_COLUMN and job.started_at is not None:
         tip = f"Started {_local(job.started_at, seconds=True)}"
         if job.finished_at is not None:
             tip += f"\nFinished {_local(job.finished_at, seconds=True)}"
         return tip
-    if column == BY_COLUMN:
-        return job.worker
+    if column == WHO_COLUMN and job.worker:
+        return f"Ran on worker {job.worker}"
     return None
+
+
+def worker_host(worker: str | None) -> str:
+    """The computer part of a worker id (`host:pid:random`)."""
+    return (worker or "").split(":", 1)[0]
 
 
 def _job_duration(job: JobRow) -> str:
@@ -215,7 +244,7 @@ def _job_duration(job: JobRow) -> str:
         return ""
     if job.finished_at is None:
         return "running" if job.status == "processing" else ""
-    return format_duration((job.finished_at - job.started_at).total_seconds())
+    return "ran " + format_duration((job.finished_at - job.started_at).total_seconds())
 
 
 def format_duration(seconds: float) -> str:

@@ -82,6 +82,7 @@ class ChangeRequest:
     known_total: int | None
     loaded: tuple[UUID, ...] = ()  # the batches shown, in order
     shown_jobs: Mapping[UUID, ShownJobs] = field(default_factory=dict)
+    job_statuses: frozenset[str] | None = None  # the jobs shown: these statuses (None: all)
 
 
 @dataclass(frozen=True)
@@ -122,18 +123,13 @@ def new_rows_of_page(
     return [row for row in rows if row.id not in loaded], shifted
 
 
-def with_filters(query: BatchQuery, filters: BatchQuery) -> BatchQuery:
-    """Return `query` with the filters of `filters`, keeping its sort."""
-    return replace(
-        query,
-        statuses=filters.statuses,
-        customer_prefix=filters.customer_prefix,
-        text=filters.text,
-    )
-
-
 def change_request(
-    query: BatchQuery, nodes: BatchNodes, known_total: int | None, changes: Changes, page_size: int
+    query: BatchQuery,
+    nodes: BatchNodes,
+    known_total: int | None,
+    changes: Changes,
+    page_size: int,
+    job_statuses: frozenset[str] | None = None,
 ) -> ChangeRequest:
     """Describe a re-read of `changes` for a model showing `nodes`."""
     loaded, jobs_loaded = nodes.rows(), nodes.jobs_loaded()
@@ -144,7 +140,8 @@ def change_request(
         if count and (changes.ids is None or batch_id in changes.ids)
     }
     ids = tuple(row.id for row in loaded)
-    return ChangeRequest(query, changes, len(loaded) or page_size, known_total, ids, shown)
+    window = len(loaded) or page_size
+    return ChangeRequest(query, changes, window, known_total, ids, shown, job_statuses)
 
 
 def read_changes(database: Database, request: ChangeRequest) -> ChangeResult:
@@ -171,14 +168,26 @@ def read_changes(database: Database, request: ChangeRequest) -> ChangeResult:
             if shown is not None and (
                 request.changes.force_jobs or row.updated_at != shown.updated_at
             ):
-                jobs[row.id] = list_jobs(connection, row.id, offset=0, limit=shown.count)
+                jobs[row.id] = list_jobs(
+                    connection,
+                    row.id,
+                    offset=0,
+                    limit=shown.count,
+                    statuses=request.job_statuses,
+                )
     return ChangeResult(total, window, placed, positions, jobs)
 
 
-def read_jobs(database: Database, batch_id: UUID, offset: int, limit: int) -> list[JobRow]:
-    """Read a page of a batch's jobs; runs on a pool thread."""
+def read_jobs(
+    database: Database,
+    batch_id: UUID,
+    offset: int,
+    limit: int,
+    statuses: frozenset[str] | None = None,
+) -> list[JobRow]:
+    """Read a page of a batch's jobs (only those in `statuses`, if given); on a pool thread."""
     with database.connect() as connection:
-        return list_jobs(connection, batch_id, offset=offset, limit=limit)
+        return list_jobs(connection, batch_id, offset=offset, limit=limit, statuses=statuses)
 
 
 @contextmanager

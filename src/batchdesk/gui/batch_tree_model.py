@@ -6,6 +6,12 @@ the named batches and change rows in place (dataChanged, row moves, inserts, rem
 keeps the view's selection and expansion. Batch-level reads run one at a time, each from the
 rows the last one left; a generation counter drops what was read for an older query. Indexes
 carry integers: 0 on a batch row, the key of its batch's node on a job row.
+
+The loaded rows are the first rows of the list, or, after `show_end()`, its last rows: the
+model then reads the list in the opposite order (its exact reverse, ties included), so every
+read works as it does from the top, and shows what it read bottom up; `fetch_earlier()` reads
+the page above the first row shown. Ctrl+End reaches the oldest batch without reading the
+pages between.
 """
 
 from collections.abc import Callable
@@ -24,7 +30,13 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from batchdesk.domain.batch_query import BatchQuery, SortOrder, parse_sort_column
+from batchdesk.domain.batch_query import (
+    BatchQuery,
+    JobFilter,
+    SortOrder,
+    parse_sort_column,
+    text_matches,
+)
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
 
@@ -37,6 +49,7 @@ STATUS_ROLE = items.STATUS_ROLE
 PROGRESS_ROLE = items.PROGRESS_ROLE
 BATCH_ID_ROLE = items.BATCH_ID_ROLE
 JOB_ID_ROLE = items.JOB_ID_ROLE
+MATCH_ROLE = items.MATCH_ROLE
 Progress = items.Progress
 
 PAGE_SIZE = 200
@@ -59,6 +72,7 @@ class BatchTreeModel(QAbstractItemModel):
     loading_changed = Signal(bool)  # True while any read of this model runs
     batch_count_changed = Signal(int)  # how many batches match the filters in all
     load_failed = Signal(str)  # a sentence: the database could not be read
+    job_filter_changed = Signal(object)  # JobFilter
 
     def __init__(
         self,
@@ -74,6 +88,9 @@ class BatchTreeModel(QAbstractItemModel):
         self._page_size = page_size
         self._job_page_size = job_page_size
         self._query = BatchQuery(limit=page_size)
+        self._at_end = False  # the loaded rows are the list's last ones, read in reverse
+        self._job_filter = JobFilter.ALL
+        self._job_generation = 0  # a new job filter drops the pages of jobs still being read
         self._nodes = items.BatchNodes()
         self._total: int | None = None  # unknown until the first read
         self._failed = False  # a page failed: no more fetching until refresh() or a new query
@@ -108,9 +125,73 @@ class BatchTreeModel(QAbstractItemModel):
     def is_loading(self) -> bool:
         return self._loading
 
+    @property
+    def at_end(self) -> bool:
+        """True when the loaded rows are the last ones of the list (after show_end())."""
+        return self._at_end
+
+    @property
+    def all_loaded(self) -> bool:
+        """True when every batch that matches is loaded."""
+        return self._total is not None and len(self._nodes) >= self._total
+
+    @property
+    def job_filter(self) -> JobFilter:
+        return self._job_filter
+
     def set_query(self, query: BatchQuery) -> None:
         """Show the batches matching `query`'s filters, in this model's sort order; reload."""
-        self._restart(loading.with_filters(self._query, query))
+        self._restart(self._query.with_filters_of(query))
+
+    def show_end(self) -> bool:
+        """Show the last rows of the list; True if they are being read (the rows are reset)."""
+        if self._at_end or self.all_loaded:
+            return False
+        self._restart(self._query, at_end=True)
+        return True
+
+    def show_start(self) -> bool:
+        """Show the first rows of the list again; True if they are being read."""
+        if not self._at_end or self.all_loaded:
+            return False
+        self._restart(self._query)
+        return True
+
+    def can_fetch_earlier(self) -> bool:
+        """True when rows above the first one shown are still to be read (after show_end())."""
+        return self._at_end and self._more_to_read()
+
+    def fetch_earlier(self) -> None:
+        """Read the page of batches above the first row shown (after show_end())."""
+        if self.can_fetch_earlier():
+            self._ask_for_page()
+
+    def set_job_filter(self, job_filter: JobFilter) -> None:
+        """Show only the jobs in these statuses inside every batch; expanded ones read again."""
+        if job_filter == self._job_filter:
+            return
+        self._job_filter = job_filter
+        self._job_generation += 1
+        for node in self._nodes:
+            node.jobs_loading = node.jobs_failed = False
+            if node.jobs:
+                self.beginRemoveRows(self._batch_index(node), 0, len(node.jobs) - 1)
+                node.jobs.clear()
+                self.endRemoveRows()
+        self.job_filter_changed.emit(job_filter)
+
+    def job_count(self, batch: BatchRow) -> int:
+        """How many of a batch's jobs the job filter shows (from the batch's own counts)."""
+        if self._job_filter is JobFilter.ALL:
+            return batch.total_files
+        counts = {
+            "queued": batch.queued_count,
+            "processing": batch.processing_count,
+            "completed": batch.completed_count,
+            "failed": batch.failed_count,
+            "cancelled": batch.cancelled_count,
+        }
+        return sum(counts[status.value] for status in self._job_filter.statuses)
 
     def set_sort(self, sort_by: str, order: SortOrder) -> None:
         """Sort by a column of domain.batch_query.SORT_COLUMNS; reload if that is a change."""
@@ -177,7 +258,7 @@ class BatchTreeModel(QAbstractItemModel):
         if not parent.isValid():
             return bool(self._nodes)
         node = self._node(parent)
-        return node is not None and parent.column() == 0 and node.row.total_files > 0
+        return node is not None and parent.column() == 0 and self.job_count(node.row) > 0
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
@@ -192,7 +273,11 @@ class BatchTreeModel(QAbstractItemModel):
         if node is not None:
             return items.batch_cell(node.row, index.column(), role)
         job = self.job_at(index)
-        return None if job is None else items.job_cell(job, index.column(), role)
+        if job is None:
+            return None
+        if role == MATCH_ROLE:
+            return text_matches(self._query.text, job.file_name)
+        return items.job_cell(job, index.column(), role)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:  # noqa: N802 - Qt override
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(items.COLUMNS):
@@ -207,20 +292,19 @@ class BatchTreeModel(QAbstractItemModel):
 
     def canFetchMore(self, parent: Index) -> bool:  # noqa: N802 - Qt override
         if not parent.isValid():
-            return not self._failed and (self._total is None or len(self._nodes) < self._total)
+            # At the end of the list the rows still to read are above: fetch_earlier().
+            return not self._at_end and self._more_to_read()
         node = self._node(parent)
         if node is None or parent.column() != 0 or node.jobs_loading or node.jobs_failed:
             return False
-        return len(node.jobs) < node.row.total_files
+        return len(node.jobs) < self.job_count(node.row)
 
     def fetchMore(self, parent: Index) -> None:  # noqa: N802 - Qt override
         if self.page_wanted is not None and not self.page_wanted(parent):
             return  # the view does not show the end of the list: no page is needed yet
         if not parent.isValid():
-            # A page on its way makes the view ask again when it arrives; otherwise remember.
-            if not self._page_coming:
-                self._want_page = True
-                self._next_batch_read()
+            if not self._at_end or not self._nodes:  # at the end, only its first page
+                self._ask_for_page()
             return
         node = self._node(parent)
         if node is not None and self.canFetchMore(parent):
@@ -228,10 +312,28 @@ class BatchTreeModel(QAbstractItemModel):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _restart(self, query: BatchQuery) -> None:
+    def _more_to_read(self) -> bool:
+        return not self._failed and (self._total is None or len(self._nodes) < self._total)
+
+    def _ask_for_page(self) -> None:
+        # A page on its way makes the view ask again when it arrives; otherwise remember.
+        if not self._page_coming:
+            self._want_page = True
+            self._next_batch_read()
+
+    def _read_query(self) -> BatchQuery:
+        """The query reads use: the list's own order, or its reverse at the end of the list."""
+        return self._query.reversed() if self._at_end else self._query
+
+    def _read_order(self, rows: list[BatchRow]) -> list[BatchRow]:
+        """Rows shown top to bottom, in the order reads list them (and back again)."""
+        return rows[::-1] if self._at_end else rows
+
+    def _restart(self, query: BatchQuery, *, at_end: bool = False) -> None:
         self.beginResetModel()
         self._reads.restart()  # whatever is still being read for the old query is dropped
         self._query = query
+        self._at_end = at_end
         self._nodes.clear()
         self._total, self._failed, self._want_page = None, False, False
         self._reading, self._page_coming, self._pending = False, False, loading.NO_CHANGES
@@ -249,14 +351,19 @@ class BatchTreeModel(QAbstractItemModel):
         if not self._pending.empty:
             changes, self._pending = self._pending, loading.NO_CHANGES
             request = loading.change_request(
-                self._query, self._nodes, self._total, changes, self._page_size
+                self._read_query(),
+                self._nodes,
+                self._total,
+                changes,
+                self._page_size,
+                self._job_statuses(),
             )
             self._read_batches(loading.read_changes, request, self._on_changes_read)
         elif self._want_page:
             self._want_page = False
-            if self.canFetchMore(_ROOT):
-                rows = self._nodes.rows()
-                page = loading.page_request(self._query, rows, self._page_size)
+            if self._more_to_read():
+                rows = self._read_order(self._nodes.rows())
+                page = loading.page_request(self._read_query(), rows, self._page_size)
                 self._page_coming = True
                 self._read_batches(loading.read_page, page, self._on_page_read)
 
@@ -295,36 +402,68 @@ class BatchTreeModel(QAbstractItemModel):
 
     def _on_page_read(self, request: loading.PageRequest, page: loading.Page) -> None:
         rows, shifted = loading.new_rows_of_page(request, page, self._nodes.ids())
-        if rows:
+        if rows and self._at_end:  # read upwards: the page goes above the rows shown
+            self.beginInsertRows(_ROOT, 0, len(rows) - 1)
+            for position, row in enumerate(reversed(rows)):
+                self._nodes.insert(position, row)
+            self.endInsertRows()
+        elif rows:
             first = len(self._nodes)
             self.beginInsertRows(_ROOT, first, first + len(rows) - 1)
             for row in rows:
                 self._nodes.insert(len(self._nodes), row)
             self.endInsertRows()
         self._set_total(page.total)
-        if shifted or (not rows and self.canFetchMore(_ROOT)):
+        if shifted or (not rows and self._more_to_read()):
             # Rows came or went above the page while it was read: line the window up again.
             self._queue(loading.Changes(ids=None))
 
     def _on_changes_read(
         self, request: loading.ChangeRequest, result: loading.ChangeResult
     ) -> None:
-        self._reconcile(loading.target_rows(self._nodes.rows(), result))
+        target = loading.target_rows(self._read_order(self._nodes.rows()), result)
+        self._reconcile(self._read_order(target))
         self._set_total(result.total)
+        if request.job_statuses != self._job_statuses():
+            return  # read for another job filter: the expanded batches read theirs anew
         for batch_id, jobs in result.jobs.items():
             node = self._nodes.by_id(batch_id)
-            if node is not None:  # jobs never come or go alone: they change in place
-                self._emit_changed(loading.update_in_place(node.jobs, jobs), node.key)
+            if node is not None:
+                self._replace_jobs(node, jobs)
+
+    def _replace_jobs(self, node: items.BatchNode, jobs: list[JobRow]) -> None:
+        """Show the jobs read again: in place when the same ones, else all anew."""
+        if [job.id for job in jobs] == [job.id for job in node.jobs[: len(jobs)]] and len(
+            jobs
+        ) == len(node.jobs):
+            self._emit_changed(loading.update_in_place(node.jobs, jobs), node.key)
+            return
+        # Under a job filter, jobs come and go as their statuses change (a failed one retried).
+        parent = self._batch_index(node)
+        if node.jobs:
+            self.beginRemoveRows(parent, 0, len(node.jobs) - 1)
+            node.jobs.clear()
+            self.endRemoveRows()
+        if jobs:
+            self.beginInsertRows(parent, 0, len(jobs) - 1)
+            node.jobs.extend(jobs)
+            self.endInsertRows()
+
+    def _job_statuses(self) -> frozenset[str] | None:
+        if self._job_filter is JobFilter.ALL:
+            return None
+        return frozenset(status.value for status in self._job_filter.statuses)
 
     def _read_jobs(self, node: items.BatchNode) -> None:
         node.jobs_loading = True
         key, offset, database = node.key, len(node.jobs), self._database
-        request = (node.row.id, offset, self._job_page_size)
+        statuses, generation = self._job_statuses(), self._job_generation
+        request = (node.row.id, offset, self._job_page_size, statuses)
 
         def read(jobs: list[JobRow] | None) -> None:
             target = self._nodes.by_key(key)
-            if target is None:
-                return  # the batch left the model meanwhile
+            if target is None or generation != self._job_generation:
+                return  # the batch left the model meanwhile, or the job filter changed
             target.jobs_loading = False
             if jobs is None:
                 target.jobs_failed = True  # no retry loop; refresh() clears it

@@ -4,6 +4,11 @@ Sorting is the model's (SQL): a header click calls `BatchTreeModel.sort`, which 
 changes from live updates arrive as dataChanged and row moves, which keep selection and
 expansion by themselves; a reset (new filter or sort) would lose them, so the view notes the
 expanded and selected batches before it and restores them as their rows come back.
+
+Columns fit the view's width (no horizontal scroll bar) until the user resizes one. Home and
+End (with or without Ctrl) go to the real first and last batch: when those are not loaded,
+the model reads that end of the list, and after End the rows above load as they come into
+view, the view keeping its place.
 """
 
 from typing import NamedTuple
@@ -22,7 +27,16 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -37,15 +51,18 @@ from batchdesk.domain.batch_query import SortOrder
 
 from batchdesk.gui.batch_tree_items import (
     COLUMN_OF_SORT,
-    CREATED_COLUMN,
-    DESCRIPTION_COLUMN,
-    FILES_COLUMN,
+    COLUMNS,
+    DETAILS_COLUMN,
+    MATCH_ROLE,
     NAME_COLUMN,
+    PIPELINE_COLUMN,
     PROGRESS_COLUMN,
     PROGRESS_ROLE,
     SIZE_COLUMN,
     STATUS_COLUMN,
     STATUS_ROLE,
+    TIME_COLUMN,
+    WHO_COLUMN,
     Progress,
 )
 from batchdesk.gui.batch_tree_model import BatchTreeModel
@@ -65,16 +82,20 @@ _UNKNOWN_BADGE = QColor("#808080")
 COMPLETED_COLOUR = QColor("#2e9e5e")
 FAILED_COLOUR = QColor("#d64236")
 CANCELLED_COLOUR = QColor(128, 128, 128)
-# Widths that fit a batch name, a date and the counts; the description gets what is left.
-_INITIAL_WIDTHS = {
-    NAME_COLUMN: 215,
-    DESCRIPTION_COLUMN: 165,
-    STATUS_COLUMN: 95,
-    PROGRESS_COLUMN: 115,
-    FILES_COLUMN: 50,
-    SIZE_COLUMN: 70,
-    CREATED_COLUMN: 120,
+# What each column should fit without cutting (the text, plus room for padding); the
+# description takes what is left, and when the view is narrow the others give up to half.
+_FITS = {
+    NAME_COLUMN: "PL_DXB_2026-11-28_batch-12",
+    STATUS_COLUMN: "processing",
+    PROGRESS_COLUMN: "Progress / tries",
+    PIPELINE_COLUMN: "web-delivery",
+    SIZE_COLUMN: "999.9 MB",
+    TIME_COLUMN: "2026-11-28 14:02",
+    WHO_COLUMN: "artist@studio-ws",
 }
+_KEEP_WHOLE = {STATUS_COLUMN, SIZE_COLUMN}  # these never shrink below what they fit
+_DETAILS_MINIMUM = 110
+_SHRINK_TO = 0.5
 
 
 class TreeSelection(NamedTuple):
@@ -121,9 +142,26 @@ def _draw_background(
 
 
 class RowDelegate(QStyledItemDelegate):
-    """Every cell of the tree: a little taller than the style's default, so rows breathe."""
+    """Every cell of the tree: a little taller than the style's default, so rows breathe.
+
+    Names are cut in the middle (their ends tell files apart), and a job whose file name the
+    search matched is drawn in bold on a tint of the highlight colour.
+    """
 
     ROW_PADDING = 6
+    MATCH_TINT = 0.25
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 - Qt override
+        super().initStyleOption(option, index)
+        if index.column() == NAME_COLUMN:
+            option.textElideMode = Qt.TextElideMode.ElideMiddle
+        if index.data(MATCH_ROLE) is True:
+            font = QFont(option.font)
+            font.setBold(True)
+            option.font = font
+            tint = QColor(option.palette.color(QPalette.ColorRole.Highlight))
+            tint.setAlphaF(self.MATCH_TINT)
+            option.backgroundBrush = QBrush(tint)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
         hint = super().sizeHint(option, index)
@@ -255,6 +293,7 @@ class BatchTreeView(QTreeView):
     """
 
     selection_changed_to = Signal(object)  # TreeSelection
+    columns_fitted_changed = Signal(bool)  # False once the user resizes a column
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -272,6 +311,12 @@ class BatchTreeView(QTreeView):
         self.setItemDelegateForColumn(PROGRESS_COLUMN, self._progress)
         self.header().setSortIndicatorShown(True)
         self.header().setSectionsClickable(True)
+        self.header().setStretchLastSection(False)  # fit_columns shares the width out itself
+        self.header().sectionResized.connect(self._on_header_section_resized)
+        self._columns_fitted = True
+        self._fitting = False
+        self._jump: str | None = None  # "start" or "end": where to go once the rows arrive
+        self._anchor: QPersistentModelIndex | None = None  # the top row while rows go above
         self._last_selection = TreeSelection((), ())
         self._expanded_before: set[UUID] = set()  # to restore as rows come back after a reset
         self._selected_before: set[UUID] = set()
@@ -294,14 +339,14 @@ class BatchTreeView(QTreeView):
         super().setModel(model)
         if model is None:
             return
-        for column, width in _INITIAL_WIDTHS.items():
-            self.setColumnWidth(column, width)
+        self.fit_columns()
         self._show_sort_of(model)
         # Sorting on: header clicks call model.sort, which is SQL; the current one is a no-op.
         self.setSortingEnabled(True)
         model.page_wanted = self._page_wanted
         model.modelAboutToBeReset.connect(self._on_model_about_to_be_reset)
         model.modelReset.connect(self._on_model_reset)
+        model.rowsAboutToBeInserted.connect(self._on_model_rows_about_to_be_inserted)
         model.rowsInserted.connect(self._on_model_rows_inserted)
         model.rowsRemoved.connect(self._selection_timer.start)
         self.selectionModel().selectionChanged.connect(self._selection_timer.start)
@@ -360,7 +405,98 @@ class BatchTreeView(QTreeView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
+        if self._columns_fitted:
+            self.fit_columns()
         self._fetch_timer.start()
+
+    # --- columns -------------------------------------------------------------------------------
+
+    @property
+    def columns_fitted(self) -> bool:
+        """True while the columns follow the view's width (until the user resizes one)."""
+        return self._columns_fitted
+
+    def set_columns_fitted(self, fitted: bool) -> None:
+        """Let the columns follow the view's width again (True), or keep the widths they have."""
+        if fitted != self._columns_fitted:
+            self._columns_fitted = fitted
+            self.columns_fitted_changed.emit(fitted)
+        if fitted:
+            self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Share the view's width out among the columns, so that all of them show."""
+        header = self.header()
+        if header.count() != len(COLUMNS):
+            return
+        scroll_bar = self.verticalScrollBar()
+        room = self.viewport().width()
+        if not scroll_bar.isVisible():  # keep room for it: the widths stay when it appears
+            room -= self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        widths = column_widths(self, room)
+        self._fitting = True
+        try:
+            for column, width in widths.items():
+                if not header.isSectionHidden(column) and header.sectionSize(column) != width:
+                    header.resizeSection(column, width)
+        finally:
+            self._fitting = False
+
+    def _on_header_section_resized(self, _column: int, _old: int, _new: int) -> None:
+        if not self._fitting and self._columns_fitted:
+            self._columns_fitted = False  # the user set a width: from now on widths are theirs
+            self.columns_fitted_changed.emit(False)
+
+    # --- the ends of the list -------------------------------------------------------------------
+
+    def moveCursor(  # noqa: N802 - Qt override
+        self,
+        cursorAction: QAbstractItemView.CursorAction,  # noqa: N803 - Qt's name
+        modifiers: Qt.KeyboardModifier,
+    ) -> QModelIndex:
+        model = self.batch_model()
+        ends = {
+            QAbstractItemView.CursorAction.MoveHome: "start",
+            QAbstractItemView.CursorAction.MoveEnd: "end",
+        }
+        end = ends.get(cursorAction)
+        if model is not None and end is not None:
+            reading = model.show_end() if end == "end" else model.show_start()
+            if reading:
+                # The rows come later: go there then, not back to what was selected before.
+                self._jump = end
+                self._selected_before.clear()
+                self._current_before = None
+                return QModelIndex()
+            if not self.currentIndex().isValid() and model.rowCount() > 0:
+                # From no row at all QTreeView goes to the first, whatever the key.
+                self.selectionModel().setCurrentIndex(
+                    model.index(0, 0), QItemSelectionModel.SelectionFlag.NoUpdate
+                )
+        return super().moveCursor(cursorAction, modifiers)
+
+    def _finish_jump(self) -> None:
+        model = self.batch_model()
+        if model is None or self._jump is None or model.rowCount() == 0:
+            return
+        at_end = self._jump == "end"
+        self._jump = None
+        index = model.index(model.rowCount() - 1 if at_end else 0, 0)
+        self.setCurrentIndex(index)
+        if at_end:
+            self.scrollToBottom()
+        else:
+            self.scrollToTop()
+
+    def _on_model_rows_about_to_be_inserted(
+        self, parent: QModelIndex, first: int, _last: int
+    ) -> None:
+        model = self.batch_model()
+        if model is None or parent.isValid() or first != 0 or not model.at_end:
+            return
+        if model.rowCount() > 0 and self._jump is None:
+            # Rows go above the ones in view: keep the top one where it is.
+            self._anchor = QPersistentModelIndex(self.indexAt(QPoint(1, 1)))
 
     def _visual_order(self, index: QModelIndex) -> tuple[int, int]:
         parent = index.parent()
@@ -421,6 +557,13 @@ class BatchTreeView(QTreeView):
             self._expanded_before or self._selected_before or self._current_before
         ):
             self._restore_timer.start()
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None and anchor.isValid():
+            self.executeDelayedItemsLayout()
+            top = self.model().index(anchor.row(), 0, anchor.parent())
+            self.scrollTo(top, QAbstractItemView.ScrollHint.PositionAtTop)
+        if not parent.isValid() and self._jump is not None:
+            self._finish_jump()
         self._fetch_timer.start()
 
     def _restore_rows(self) -> None:
@@ -466,6 +609,11 @@ class BatchTreeView(QTreeView):
         if model is None:
             return
         bottom = self.viewport().height()
+        if model.can_fetch_earlier() and model.rowCount() > 0:
+            # After End: the page above comes when the first row is within a screen of view.
+            first = self.visualRect(model.index(0, 0))
+            if first.isValid() and first.top() >= -bottom:
+                model.fetch_earlier()
         index = self.indexAt(QPoint(1, 1))
         while index.isValid() and self.visualRect(index).top() <= bottom:
             parent = index.parent()
@@ -473,3 +621,35 @@ class BatchTreeView(QTreeView):
             if parent.isValid() and last_loaded and model.canFetchMore(parent):
                 model.fetchMore(parent)
             index = self.indexBelow(index)
+
+
+def column_widths(view: QWidget, room: int) -> dict[int, int]:
+    """Return widths for every column that add up to `room`, each fitting its text if it can.
+
+    Each column but the description gets what fits its longest usual text (`_FITS`, or its
+    header); the description gets the rest. When that leaves it less than a useful minimum,
+    the others give up to half their width, in proportion, status and size excepted.
+    """
+    metrics = view.fontMetrics()
+    pad = 2 * metrics.horizontalAdvance("M")
+    header_room = pad + 16  # label padding and the sort arrow
+    wanted: dict[int, int] = {}
+    for column, text in _FITS.items():
+        wanted[column] = max(
+            metrics.horizontalAdvance(text) + pad,
+            metrics.horizontalAdvance(COLUMNS[column]) + header_room,
+        )
+    if isinstance(view, QTreeView):
+        wanted[NAME_COLUMN] += view.indentation() + 16  # job rows are indented
+    wanted[STATUS_COLUMN] += 2 * (StatusBadgeDelegate.PADDING + StatusBadgeDelegate.MARGIN)
+    details_minimum = _DETAILS_MINIMUM
+    fixed = sum(wanted.values())
+    if room - fixed < details_minimum:
+        shrinkable = [c for c in wanted if c not in _KEEP_WHOLE]
+        can_give = sum(wanted[c] * (1 - _SHRINK_TO) for c in shrinkable)
+        need = min(details_minimum - (room - fixed), can_give)
+        share = need / can_give if can_give else 0.0
+        for column in shrinkable:
+            wanted[column] = int(wanted[column] * (1 - (1 - _SHRINK_TO) * share))
+    wanted[DETAILS_COLUMN] = max(room - sum(wanted.values()), details_minimum)
+    return wanted

@@ -1,19 +1,34 @@
-"""The filter bar above the batch tree: status, customer and free text.
+"""The filter bar above the batch tree: search, statuses, customer, who, pipeline, dates, jobs.
 
-It only describes what to show: `query_changed` carries a BatchQuery whose filters (statuses,
-customer_prefix, text) are the bar's; its sort and page fields are the defaults and mean
-nothing, because the tree's model owns the sort (header clicks) and keeps it when
-`BatchTreeModel.set_query` takes new filters. Typing is debounced, so a word typed is one
-query, not one per letter; Enter applies it at once.
+It only describes what to show: `query_changed` carries a BatchQuery whose filters are the
+bar's; its sort and page fields are the defaults and mean nothing, because the tree's model owns
+the sort (header clicks) and keeps it when `BatchTreeModel.set_query` takes new filters. Typing
+is debounced, so a word typed is one query, not one per letter; Enter applies it at once.
+
+The first row holds the search (names, descriptions and file names) and one toggle per status
+(none pressed: every status; several: any of them). The second holds the choices read from
+the batches there are (customer, who submitted, pipeline), when they were created, which jobs
+an expanded batch shows (`job_filter_changed`), and a button that clears every filter.
 """
 
-import shiboken6
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from datetime import date, datetime, timedelta
 
-from batchdesk.domain.batch_query import BatchQuery
+import shiboken6
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from batchdesk.domain.batch_query import BatchQuery, JobFilter, parse_moment
 from batchdesk.domain.statuses import BatchStatus
-from batchdesk.storage.batch_queries import customer_prefixes
+from batchdesk.storage.batch_queries import FilterChoices, filter_choices
 from batchdesk.storage.database import Database
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
@@ -23,12 +38,28 @@ from batchdesk.gui.background import BackgroundTasks, TaskContext
 # long enough that a word typed at speed is one query, not one per key.
 DEBOUNCE_MS = 120
 
+# The "created" choices: (text, days back from today inclusive; None: any time, -1: between).
+ANY_TIME, BETWEEN = None, -1
+PERIODS: tuple[tuple[str, int | None], ...] = (
+    ("Any time", ANY_TIME),
+    ("Today", 1),
+    ("Last 7 days", 7),
+    ("Last 30 days", 30),
+    ("Between dates...", BETWEEN),
+)
+JOB_FILTERS = (
+    ("All jobs", JobFilter.ALL),
+    ("Failed jobs only", JobFilter.FAILED),
+    ("Jobs not completed", JobFilter.NOT_COMPLETED),
+)
+
 
 class FilterBar(QWidget):
-    """Status and customer choices and a search field; emits the query they make."""
+    """Choices and a search field; emits the query they make."""
 
     query_changed = Signal(object)  # BatchQuery; only its filters are meaningful
-    customers_loaded = Signal(list)  # list[str], after each reload_customers()
+    job_filter_changed = Signal(object)  # JobFilter: which jobs an expanded batch shows
+    choices_loaded = Signal(object)  # FilterChoices, after each reload_choices()
 
     def __init__(
         self,
@@ -42,84 +73,215 @@ class FilterBar(QWidget):
         self._database = database
         self._tasks = tasks
 
-        self.status_combo = QComboBox()
-        self.status_combo.setAccessibleName("Status filter")
-        self.status_combo.addItem("All statuses", None)
-        for status in BatchStatus:
-            self.status_combo.addItem(status.value.capitalize(), status.value)
-
-        self.customer_combo = QComboBox()
-        self.customer_combo.setAccessibleName("Customer filter")
-        self.customer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.customer_combo.addItem("All customers", None)
-
         self.text_field = QLineEdit()
         self.text_field.setAccessibleName("Search batches")
-        self.text_field.setPlaceholderText("Search names and descriptions (Ctrl+F)")
+        self.text_field.setPlaceholderText("Search names, descriptions and file names (Ctrl+F)")
         self.text_field.setClearButtonEnabled(True)
+        self.text_field.setMinimumWidth(180)
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for text, field in (("&Status", self.status_combo), ("C&ustomer", self.customer_combo)):
-            label = QLabel(text)
-            label.setBuddy(field)
-            layout.addWidget(label)
-            layout.addWidget(field)
-        layout.addWidget(self.text_field, stretch=1)
+        self.status_buttons: dict[BatchStatus, QToolButton] = {}
+        for status in BatchStatus:
+            button = QToolButton()
+            button.setText(status.value.capitalize())
+            button.setCheckable(True)
+            button.setAccessibleName(f"Show {status.value} batches")
+            button.setToolTip(
+                f"Show {status.value} batches; press several to see any of them, none for all"
+            )
+            self.status_buttons[status] = button
+
+        self.customer_combo = self._choice_combo("All customers", "Customer filter")
+        self.creator_combo = self._choice_combo("Anyone", "Submitted by filter")
+        self.creator_combo.setToolTip("Who submitted the batch")
+        self.pipeline_combo = self._choice_combo("All pipelines", "Pipeline filter")
+
+        self.period_combo = QComboBox()
+        self.period_combo.setAccessibleName("Created filter")
+        self.period_combo.setToolTip("When the batch was created")
+        for text, days in PERIODS:
+            self.period_combo.addItem(text, days)
+        today = QDate.currentDate()
+        self.from_date = self._date_edit("Created on or after", today.addDays(-6))
+        self.until_date = self._date_edit("Created on or before", today)
+
+        self.job_combo = QComboBox()
+        self.job_combo.setAccessibleName("Jobs shown in a batch")
+        self.job_combo.setToolTip("Which jobs an expanded batch shows")
+        for text, job_filter in JOB_FILTERS:
+            self.job_combo.addItem(text, job_filter.value)
+
+        self.clear_button = QPushButton("Clear filters")
+        self.clear_button.setEnabled(False)
+
+        self._lay_out()
 
         self._debounce = QTimer(self, singleShot=True, interval=debounce_ms)
         self._debounce.timeout.connect(self._emit_if_changed)
         self.text_field.textChanged.connect(self._debounce.start)
         self.text_field.returnPressed.connect(self._emit_if_changed)
-        self.status_combo.currentIndexChanged.connect(self._emit_if_changed)
-        self.customer_combo.currentIndexChanged.connect(self._emit_if_changed)
+        for button in self.status_buttons.values():
+            button.toggled.connect(self._emit_if_changed)
+        for combo in (self.customer_combo, self.creator_combo, self.pipeline_combo):
+            combo.currentIndexChanged.connect(self._emit_if_changed)
+        self.period_combo.currentIndexChanged.connect(self._on_period_combo_changed)
+        self.from_date.dateChanged.connect(self._emit_if_changed)
+        self.until_date.dateChanged.connect(self._emit_if_changed)
+        self.job_combo.currentIndexChanged.connect(self._on_job_combo_changed)
+        self.clear_button.clicked.connect(self.clear)
         self._emitted = self.query()
-        self.reload_customers()
+        self.reload_choices()
+
+    def _lay_out(self) -> None:
+        first = QHBoxLayout()
+        first.setContentsMargins(0, 0, 0, 0)
+        first.addWidget(self.text_field, stretch=1)
+        statuses = QHBoxLayout()
+        statuses.setSpacing(2)
+        for button in self.status_buttons.values():
+            statuses.addWidget(button)
+        first.addLayout(statuses)
+        second = QHBoxLayout()
+        second.setContentsMargins(0, 0, 0, 0)
+        for widget in (
+            self.customer_combo,
+            self.creator_combo,
+            self.pipeline_combo,
+            self.period_combo,
+            self.from_date,
+            self.until_date,
+            self.job_combo,
+        ):
+            second.addWidget(widget)
+        second.addStretch(1)
+        second.addWidget(self.clear_button)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(4)
+        column.addLayout(first)
+        column.addLayout(second)
+        self.from_date.hide()
+        self.until_date.hide()
+
+    @staticmethod
+    def _choice_combo(everything: str, name: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setAccessibleName(name)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        combo.setMinimumContentsLength(8)
+        combo.addItem(everything, None)
+        return combo
+
+    @staticmethod
+    def _date_edit(name: str, day: QDate) -> QDateEdit:
+        edit = QDateEdit(day)
+        edit.setAccessibleName(name)
+        edit.setToolTip(name)
+        edit.setCalendarPopup(True)
+        edit.setDisplayFormat("yyyy-MM-dd")
+        return edit
+
+    # --- what the bar says ----------------------------------------------------------------------
 
     def query(self) -> BatchQuery:
         """Return the filters as they stand now (sort and page fields left at defaults)."""
-        status = self.status_combo.currentData()
-        customer = self.customer_combo.currentData()
         text = self.text_field.text().replace("\x00", "").strip()
+        statuses = frozenset(s for s, button in self.status_buttons.items() if button.isChecked())
+        created_from, created_before = self._period()
         return BatchQuery(
-            statuses=frozenset({BatchStatus(status)}) if status else frozenset(),
-            customer_prefix=customer or None,
+            statuses=statuses,
+            customer_prefix=self.customer_combo.currentData() or None,
             text=text or None,
+            created_by=self.creator_combo.currentData() or None,
+            pipeline=self.pipeline_combo.currentData() or None,
+            created_from=created_from,
+            created_before=created_before,
         )
+
+    def job_filter(self) -> JobFilter:
+        return JobFilter(self.job_combo.currentData())
+
+    def _period(self) -> tuple[datetime | None, datetime | None]:
+        days = self.period_combo.currentData()
+        if days is ANY_TIME:
+            return None, None
+        if days == BETWEEN:
+            ends = sorted(_day(edit.date()) for edit in (self.from_date, self.until_date))
+            first, last = ends
+            return (
+                parse_moment(first.isoformat()),
+                parse_moment(last.isoformat(), end_of_day=True),
+            )
+        first_day = date.today() - timedelta(days=int(days) - 1)
+        return parse_moment(first_day.isoformat()), None
+
+    # --- what the window asks of it ---------------------------------------------------------------
 
     def focus_text(self) -> None:
         """Put the cursor in the search field with its text selected (the window's Ctrl+F)."""
         self.text_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.text_field.selectAll()
 
-    def reload_customers(self) -> None:
-        """Read the customer prefixes again in the background; the current choice stays."""
+    def clear(self) -> None:
+        """Clear every filter (the jobs shown too): one new query, not one per field."""
+        combos = [
+            self.customer_combo,
+            self.creator_combo,
+            self.pipeline_combo,
+            self.period_combo,
+            self.job_combo,
+        ]
+        widgets: list[QWidget] = [self.text_field, *self.status_buttons.values(), *combos]
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.text_field.clear()
+            for button in self.status_buttons.values():
+                button.setChecked(False)
+            for combo in combos:
+                combo.setCurrentIndex(0)
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        self.from_date.hide()
+        self.until_date.hide()
+        self._on_job_combo_changed()
+        self._emit_if_changed()
+
+    def reload_choices(self) -> None:
+        """Read the customers, submitters and pipelines again in the background."""
         database = self._database
 
-        def work(_context: TaskContext) -> list[str]:
+        def work(_context: TaskContext) -> FilterChoices:
             with database.connect() as connection:
-                return customer_prefixes(connection)
+                return filter_choices(connection)
 
-        self._tasks.run("read customers", work, on_result=self._on_customers_read)
+        self._tasks.run("read the filter choices", work, on_result=self._on_choices_read)
 
-    def _on_customers_read(self, prefixes: list[str]) -> None:
+    def _on_choices_read(self, choices: FilterChoices) -> None:
         if not shiboken6.isValid(self):
             return  # the bar was closed while they were read
-        combo = self.customer_combo
-        chosen = combo.currentData()
-        # A customer chosen but gone (its batches deleted) stays listed: the filter in use
-        # must stay visible rather than change behind the user's back.
-        names = sorted({*prefixes, chosen} - {None})
-        combo.blockSignals(True)  # the choice does not change, so neither does the query
-        try:
-            combo.clear()
-            combo.addItem("All customers", None)
-            for name in names:
-                combo.addItem(name, name)
-            combo.setCurrentIndex(max(combo.findData(chosen), 0))
-        finally:
-            combo.blockSignals(False)
-        self.customers_loaded.emit(list(prefixes))
+        for combo, names in (
+            (self.customer_combo, choices.customers),
+            (self.creator_combo, choices.creators),
+            (self.pipeline_combo, choices.pipelines),
+        ):
+            _fill(combo, names)
+        self.choices_loaded.emit(choices)
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def _on_period_combo_changed(self) -> None:
+        between = self.period_combo.currentData() == BETWEEN
+        self.from_date.setVisible(between)
+        self.until_date.setVisible(between)
+        self._emit_if_changed()
+
+    def _on_job_combo_changed(self) -> None:
+        self.clear_button.setEnabled(self._filtered())
+        self.job_filter_changed.emit(self.job_filter())
+
+    def _filtered(self) -> bool:
+        return self._emitted.filtered or self.job_filter() is not JobFilter.ALL
 
     def _emit_if_changed(self) -> None:
         self._debounce.stop()
@@ -127,3 +289,26 @@ class FilterBar(QWidget):
         if query != self._emitted:
             self._emitted = query
             self.query_changed.emit(query)
+        self.clear_button.setEnabled(self._filtered())
+
+
+def _day(day: QDate) -> date:
+    return date(day.year(), day.month(), day.day())
+
+
+def _fill(combo: QComboBox, names: tuple[str, ...]) -> None:
+    """Put these names under a combo's "all" item; the choice made stays, even if gone."""
+    chosen = combo.currentData()
+    # A choice whose batches are gone stays listed: the filter in use must stay visible
+    # rather than change behind the user's back.
+    listed = sorted({*names, chosen} - {None})
+    combo.blockSignals(True)  # the choice does not change, so neither does the query
+    try:
+        everything = combo.itemText(0)
+        combo.clear()
+        combo.addItem(everything, None)
+        for name in listed:
+            combo.addItem(name, name)
+        combo.setCurrentIndex(max(combo.findData(chosen), 0))
+    finally:
+        combo.blockSignals(False)

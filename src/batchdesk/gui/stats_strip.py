@@ -2,6 +2,9 @@
 
 `refresh()` may be called as often as anything changes (every NOTIFY, every submission): at
 most one query is in flight and at most one more is pending, however many calls arrive.
+
+At its right end, while filters narrow the tree, it says how many batches the tree shows of
+all there are ("Showing 12 of 10,000 batches"), from `set_shown()` and its own total.
 """
 
 from PySide6.QtCore import Qt, Signal
@@ -60,6 +63,11 @@ class StatsStrip(QFrame):
         for key, caption, spoken in FIGURES:
             layout.addLayout(self._figure(key, caption, spoken))
         layout.addStretch(1)
+        self._shown: int | None = None  # batches the filters let through, when filtered
+        self.shown_label = QLabel()
+        self.shown_label.setObjectName("shown-count")
+        self.shown_label.hide()
+        layout.addWidget(self.shown_label)
 
     def _figure(self, key: str, caption: str, spoken: str) -> QVBoxLayout:
         value = QLabel(UNKNOWN, alignment=Qt.AlignmentFlag.AlignCenter)
@@ -82,6 +90,22 @@ class StatsStrip(QFrame):
     def figure_text(self, key: str) -> str:
         """The text shown for one figure, by its BatchStats field name."""
         return self._values[key].text()
+
+    def set_shown(self, count: int | None) -> None:
+        """How many batches the filters let through (None: no filter, or not known yet)."""
+        self._shown = count
+        self._update_shown()
+
+    def _update_shown(self) -> None:
+        total = None if self.stats is None else self.stats.total_batches
+        if self._shown is None:
+            self.shown_label.hide()
+            return
+        of_all = f" of {total:,}" if total is not None else ""
+        noun = "batch" if (total if total is not None else self._shown) == 1 else "batches"
+        self.shown_label.setText(f"Showing {self._shown:,}{of_all} {noun}")
+        self.shown_label.setAccessibleName(self.shown_label.text())
+        self.shown_label.show()
 
     def refresh(self) -> None:
         """Query the figures again in the background; calls while one runs become one more."""
@@ -119,6 +143,7 @@ class StatsStrip(QFrame):
             value.setAccessibleName(f"{self._spoken[key]}: {text}")
             value.setToolTip(f"{self._spoken[key]}: {text}")
         self.setToolTip("")
+        self._update_shown()
         self.refreshed.emit(stats)
 
     def _on_stats_failed(self, error: KnownError) -> None:

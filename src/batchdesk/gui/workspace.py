@@ -31,6 +31,12 @@ from batchdesk.gui.submit_panel import SubmitPanel
 # Keys in the window's QSettings file.
 SPLITTER_KEY = "window/splitter"
 HEADER_KEY = "window/tree-header"
+# The tree's columns as HEADER_KEY's state knows them: a state saved for other columns is
+# not restored (Qt would give the old widths and sort to the new columns, which mean other
+# things). 1 (no key): Name, Description, Status, Progress, Files, Size, Created, By.
+HEADER_VERSION_KEY = "window/tree-header-version"
+HEADER_VERSION = 2
+COLUMNS_FITTED_KEY = "window/tree-columns-fitted"
 EXPANDED_KEY = "window/expanded-batches"
 
 
@@ -91,6 +97,9 @@ class Workspace(QObject):
 
     def _wire(self) -> None:
         self.filters.query_changed.connect(self.model.set_query)
+        self.filters.job_filter_changed.connect(self.model.set_job_filter)
+        self.model.batch_count_changed.connect(self._update_shown_count)
+        self.model.modelReset.connect(self._update_shown_count)
         self.submit.batches_submitted.connect(self._on_submit_batches_submitted)
         self.live.batches_changed.connect(self.apply_batch_changes)
         self.live.listening_changed.connect(self._on_live_listening_changed)
@@ -131,7 +140,7 @@ class Workspace(QObject):
         """F5: re-read everything shown from the database."""
         self.model.refresh()
         self.stats.refresh()
-        self.filters.reload_customers()
+        self.filters.reload_choices()
         self.submit.refresh_preview()
 
     def shut_down(self) -> bool:
@@ -154,7 +163,7 @@ class Workspace(QObject):
     def _on_submit_batches_submitted(self, _result: object) -> None:
         self.model.apply_batch_changes(None)
         self.stats.refresh()
-        self.filters.reload_customers()
+        self.filters.reload_choices()
 
     def _on_actions_batches_deleted(self, ids: list[UUID]) -> None:
         self.model.apply_batch_changes(set(ids))
@@ -164,11 +173,15 @@ class Workspace(QObject):
         if not listening:
             self.message.emit("Live updates paused; refreshing every few seconds instead.")
 
+    def _update_shown_count(self, *_args: object) -> None:
+        filtered = self.model.query.filtered
+        self.stats.set_shown(self.model.total_count if filtered else None)
+
     def _update_empty_text(self, *_args: object) -> None:
         query = self.model.query
         if self.model.rowCount() > 0 or self.model.is_loading:
             self.tree.set_empty_text("")
-        elif query.statuses or query.customer_prefix or query.text:
+        elif query.filtered:
             self.tree.set_empty_text("No batches match these filters.")
         else:
             self.tree.set_empty_text(
@@ -182,8 +195,11 @@ class Workspace(QObject):
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
         header = state.value(HEADER_KEY)
-        if isinstance(header, QByteArray):
-            self.tree.header().restoreState(header)
+        version = state.value(HEADER_VERSION_KEY)
+        if isinstance(header, QByteArray) and str(version) == str(HEADER_VERSION):
+            fitted = str(state.value(COLUMNS_FITTED_KEY, "true")).lower() == "true"
+            if self.tree.header().restoreState(header):
+                self.tree.set_columns_fitted(fitted)
         expanded = state.value(EXPANDED_KEY)
         if isinstance(expanded, str) and expanded:
             self.tree.expand_batches_when_shown(_uuids(expanded.split(",")))
@@ -191,6 +207,8 @@ class Workspace(QObject):
     def save_state(self, state: QSettings) -> None:
         state.setValue(SPLITTER_KEY, self.splitter.saveState())
         state.setValue(HEADER_KEY, self.tree.header().saveState())
+        state.setValue(HEADER_VERSION_KEY, HEADER_VERSION)
+        state.setValue(COLUMNS_FITTED_KEY, self.tree.columns_fitted)
         state.setValue(EXPANDED_KEY, ",".join(str(i) for i in self.tree.expanded_batches()))
 
 
