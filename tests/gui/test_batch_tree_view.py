@@ -3,6 +3,7 @@ jobs, a search that finds file names, a batch narrowed to its failed jobs, and H
 reach the real ends of a long list."""
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from batchdesk.gui.batch_tree_items import (
     STATUS_COLUMN,
     TIME_COLUMN,
     WHO_COLUMN,
+    short_time,
 )
 from batchdesk.gui.batch_tree_model import MATCH_ROLE, BatchTreeModel
 from batchdesk.gui.batch_tree_view import BatchTreeView
@@ -71,6 +73,13 @@ def add_batches(conninfo: str, count: int) -> None:
 
 
 # --- columns ------------------------------------------------------------------------------
+
+
+def test_times_are_short_and_say_the_day_in_words_near_now() -> None:
+    now = datetime(2026, 11, 28, 18, 0).astimezone()
+    assert short_time(now.replace(hour=9, minute=5), now) == "today 09:05"
+    assert short_time(now.replace(month=3, day=2), now) == "2 Mar 18:00"
+    assert short_time(now.replace(year=2025), now) == "28 Nov 2025"
 
 
 def test_a_jobs_cells_sit_under_headers_that_name_them(
@@ -140,7 +149,9 @@ def test_a_jobs_cells_sit_under_headers_that_name_them(
     assert row[PIPELINE_COLUMN] == "original"
     shown_batch = model.batch_at(index)
     assert shown_batch is not None
-    assert row[TIME_COLUMN] == shown_batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    assert row[TIME_COLUMN] == shown_batch.created_at.astimezone().strftime("today %H:%M")
+    created = shown_batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert model.data(index.siblingAtColumn(TIME_COLUMN), TOOLTIP) == f"Created {created}"
     assert row[WHO_COLUMN] == "tester@test"
     # Every header says what it holds for a batch and for a job.
     for column in range(len(COLUMNS)):

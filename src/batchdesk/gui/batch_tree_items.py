@@ -9,7 +9,7 @@ names both ("Progress / tries"):
     Description / error  the batch's description      the job's error, if it failed
     Pipeline             the batch's pipeline         the job's pipeline
     Size                 all its files                its input file
-    Time                 when it was created          how long it ran
+    Time                 when it was created          how long it ran (and when: tooltip)
     Who / where          who submitted it             the computer that ran it
 
 A cell shows the first line; its tooltip holds all of it, and the times and names in full.
@@ -164,7 +164,7 @@ _BATCH_TEXT: tuple[Callable[[BatchRow], str], ...] = (
     lambda row: _first_line(row.render_description),
     lambda row: row.pipeline,
     lambda row: format_size(row.total_size),
-    lambda row: _local(row.created_at),
+    lambda row: short_time(row.created_at),
     lambda row: row.created_by,
 )
 
@@ -264,6 +264,17 @@ def format_duration(seconds: float) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0]
+
+
+def short_time(moment: datetime, now: datetime | None = None) -> str:
+    """A moment as a list shows it: "today 14:02", "28 Nov 14:02", or "28 Nov 2025"."""
+    local = moment.astimezone()
+    today = (now or datetime.now(local.tzinfo)).astimezone(local.tzinfo).date()
+    if local.date() == today:
+        return f"today {local:%H:%M}"
+    if local.year == today.year:
+        return f"{local.day} {local:%b %H:%M}"
+    return f"{local.day} {local:%b %Y}"
 
 
 def _local(moment: datetime, *, seconds: bool = False) -> str:

@@ -90,12 +90,14 @@ _FITS = {
     PROGRESS_COLUMN: "Progress / tries",
     PIPELINE_COLUMN: "web-delivery",
     SIZE_COLUMN: "999.9 MB",
-    TIME_COLUMN: "2026-11-28 14:02",
-    WHO_COLUMN: "artist@studio-ws",
+    TIME_COLUMN: "28 Nov 14:02",
+    WHO_COLUMN: "anna@studio-ws",
 }
-_KEEP_WHOLE = {STATUS_COLUMN, SIZE_COLUMN}  # these never shrink below what they fit
+_KEEP_WHOLE = {NAME_COLUMN, STATUS_COLUMN, SIZE_COLUMN}  # cut only after the others
+_NAME_SHRINKS_TO = 0.6  # then the name gives up to 40 %; status and size never shrink
 _DETAILS_MINIMUM = 110
 _SHRINK_TO = 0.5
+_HEADER_ROOM = 24  # a header's margins and its sort arrow
 
 
 class TreeSelection(NamedTuple):
@@ -628,28 +630,32 @@ def column_widths(view: QWidget, room: int) -> dict[int, int]:
 
     Each column but the description gets what fits its longest usual text (`_FITS`, or its
     header); the description gets the rest. When that leaves it less than a useful minimum,
-    the others give up to half their width, in proportion, status and size excepted.
+    the others give up to half their width, in proportion; then the name up to 40 %; status
+    and size never (a badge and a size cut short say nothing).
     """
     metrics = view.fontMetrics()
-    pad = 2 * metrics.horizontalAdvance("M")
-    header_room = pad + 16  # label padding and the sort arrow
+    pad = 12  # the cell's margins
     wanted: dict[int, int] = {}
     for column, text in _FITS.items():
         wanted[column] = max(
             metrics.horizontalAdvance(text) + pad,
-            metrics.horizontalAdvance(COLUMNS[column]) + header_room,
+            metrics.horizontalAdvance(COLUMNS[column]) + _HEADER_ROOM,
         )
+    badge = 2 * (StatusBadgeDelegate.PADDING + StatusBadgeDelegate.MARGIN)
+    wanted[STATUS_COLUMN] = metrics.horizontalAdvance(_FITS[STATUS_COLUMN]) + badge + 4
     if isinstance(view, QTreeView):
-        wanted[NAME_COLUMN] += view.indentation() + 16  # job rows are indented
-    wanted[STATUS_COLUMN] += 2 * (StatusBadgeDelegate.PADDING + StatusBadgeDelegate.MARGIN)
-    details_minimum = _DETAILS_MINIMUM
-    fixed = sum(wanted.values())
-    if room - fixed < details_minimum:
-        shrinkable = [c for c in wanted if c not in _KEEP_WHOLE]
-        can_give = sum(wanted[c] * (1 - _SHRINK_TO) for c in shrinkable)
-        need = min(details_minimum - (room - fixed), can_give)
-        share = need / can_give if can_give else 0.0
-        for column in shrinkable:
-            wanted[column] = int(wanted[column] * (1 - (1 - _SHRINK_TO) * share))
+        wanted[NAME_COLUMN] += view.indentation()  # the expand arrow
+    details_header = metrics.horizontalAdvance(COLUMNS[DETAILS_COLUMN]) + pad
+    details_minimum = max(_DETAILS_MINIMUM, details_header)
+    short = float(details_minimum - (room - sum(wanted.values())))
+    others = [c for c in wanted if c not in _KEEP_WHOLE]
+    for group, floor in ((others, _SHRINK_TO), ([NAME_COLUMN], _NAME_SHRINKS_TO)):
+        if short <= 0:
+            break
+        can_give = sum(wanted[c] * (1 - floor) for c in group)
+        given = min(short, can_give)
+        for column in group:
+            wanted[column] = round(wanted[column] * (1 - (1 - floor) * given / can_give))
+        short -= given
     wanted[DETAILS_COLUMN] = max(room - sum(wanted.values()), details_minimum)
     return wanted
