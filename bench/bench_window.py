@@ -131,6 +131,7 @@ WORKER = "studio-ws-04:4242:a1b2c3"
 # (how, value): the filter bar's widgets, in this order; each differs from the state before.
 FILTERS = (
     ("status", "completed"),
+    ("status", "failed,queued"),
     ("status", "failed"),
     ("status", "processing"),
     ("status", "queued"),
@@ -142,18 +143,32 @@ FILTERS = (
     ("customer", "KL_AMS"),
     ("status", None),
     ("customer", None),
+    ("creator", "anna@studio-ws-04"),
+    ("pipeline", "thumbnails"),
+    ("creator", None),
+    ("pipeline", None),
+    ("period", "Last 7 days"),
+    ("period", None),
     ("text", "sofa"),
     ("text", "Oslo"),
     ("text", "batch-7"),
     ("text", "retouch round 2"),
     ("text", "no such batch"),
+    ("text", "_012.png"),  # a file name: in ~2,500 batches
+    ("text", "KL_AMS731_0"),  # the file names of one or two batches
     ("text", ""),
     ("status", "completed"),
     ("text", "lamp"),
     ("text", ""),
     ("status", None),
 )
-TYPED = (("typed", "hero"), ("typed", "Bergen"), ("typed", "_DXB_"), ("typed", ""))
+TYPED = (
+    ("typed", "hero"),
+    ("typed", "Bergen"),
+    ("typed", "_DXB_"),
+    ("typed", "_045.png"),
+    ("typed", ""),
+)
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -878,6 +893,7 @@ class WindowProbe(QObject):
         self.report["memory"]["scrolled and expanded"] = proc_status_mb()
         yield from self.filter_script()
         self.report["memory"]["after filters"] = proc_status_mb()
+        yield from self.ends_script()
         yield from self.live_script()
         self.report["memory"]["after live changes"] = proc_status_mb()
 
@@ -967,9 +983,23 @@ class WindowProbe(QObject):
     def apply_filter(self, how: str, value: str | None) -> None:
         from PySide6.QtTest import QTest
 
+        from batchdesk.domain.statuses import BatchStatus
+
         bar = self.filters
-        if how in ("status", "customer"):
-            combo = bar.status_combo if how == "status" else bar.customer_combo
+        combos = {
+            "customer": bar.customer_combo,
+            "creator": bar.creator_combo,
+            "pipeline": bar.pipeline_combo,
+        }
+        if how == "status":
+            names = value.split(",") if value else []
+            bar.set_statuses(frozenset(BatchStatus(name) for name in names))
+        elif how == "period":
+            bar.period_combo.setCurrentIndex(
+                0 if value is None else bar.period_combo.findText(value)
+            )
+        elif how in combos:
+            combo = combos[how]
             combo.setCurrentIndex(0 if value is None else combo.findData(value))
         else:
             bar.text_field.setText(value or "")
@@ -979,8 +1009,7 @@ class WindowProbe(QObject):
     def filter_shown(self, asked: float) -> float | None:
         """When the view painted the new filter's rows (or its empty answer); None until then."""
         query, wanted = self.model.query, self.filters.query()
-        shown = (query.statuses, query.customer_prefix, query.text)
-        if shown != (wanted.statuses, wanted.customer_prefix, wanted.text):
+        if query.with_filters_of(wanted) != query:
             return None
         ready = self.first_root_rows(asked)
         if ready is None:
@@ -1020,6 +1049,34 @@ class WindowProbe(QObject):
         finally:
             conn.close()
         self.report["filters"] = results
+
+    # -- the ends of the list ----------------------------------------------------------------
+
+    def ends_script(self) -> Iterator[Wait]:
+        """Ctrl+End to the oldest batch and Ctrl+Home back, each timed to its rows' paint."""
+        from PySide6.QtTest import QTest
+
+        self.tree.setFocus()
+        results: dict[str, Any] = {}
+        for name, key in (("end", Qt.Key.Key_End), ("home", Qt.Key.Key_Home)):
+            yield from self.settle()
+            reads, asked = self.pages_read(), now()
+            QTest.keyClick(self.tree, key, Qt.KeyboardModifier.ControlModifier)
+            yield Wait(
+                lambda a=asked: self.painted_after(self.first_root_rows(a)) is not None,
+                30,
+                f"the rows after Ctrl+{name}",
+            )
+            yield from self.settle()
+            current = self.model.batch_at(self.tree.currentIndex())
+            results[name] = {
+                "seconds": (self.painted_after(self.first_root_rows(asked)) or 0.0) - asked,
+                "pages": self.pages_read() - reads,
+                "rows": self.model.rowCount(),
+                "current": None if current is None else current.base_directory_name,
+            }
+        results["total"] = self.model.total_count
+        self.report["ends"] = results
 
     # -- live changes -------------------------------------------------------------------------
 
@@ -1468,6 +1525,19 @@ def summarise_filters(session: dict[str, Any]) -> bool:
     return ok
 
 
+def summarise_ends(session: dict[str, Any]) -> None:
+    ends = session.get("ends")
+    if not ends:
+        return
+    print(f"\nEnds of the list ({ends['total']:,} batches): Ctrl+End, then Ctrl+Home")
+    for name in ("end", "home"):
+        end = ends[name]
+        print(
+            f"  Ctrl+{name.capitalize()}: rows painted after {ms(end['seconds'])}, "
+            f"{end['pages']} page(s) read, {end['rows']} rows loaded, current {end['current']}"
+        )
+
+
 def summarise_live(session: dict[str, Any], churn_rate: float) -> bool:
     ok = True
     for phase, results in session["live"].items():
@@ -1616,6 +1686,7 @@ def report(
     ]
     summarise_scroll([*windows, session], session)
     verdicts.append(summarise_filters(session))
+    summarise_ends(session)
     verdicts.append(summarise_live(session, args.churn_rate))
     print("\nAll targets met." if all(verdicts) else "\nSome targets were missed.")
     return 0 if all(verdicts) else 1

@@ -29,6 +29,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from batchdesk.domain.batch_query import (
     BatchQuery,
@@ -55,6 +56,8 @@ Progress = items.Progress
 PAGE_SIZE = 200
 JOB_PAGE_SIZE = 200
 
+_FONT = int(Qt.ItemDataRole.FontRole.value)
+_MATCH_ROLES = {MATCH_ROLE, _FONT, int(Qt.ItemDataRole.BackgroundRole.value)}
 _BATCH = 0  # internal id of a batch row's index
 _ROOT = QModelIndex()
 
@@ -90,6 +93,9 @@ class BatchTreeModel(QAbstractItemModel):
         self._query = BatchQuery(limit=page_size)
         self._at_end = False  # the loaded rows are the list's last ones, read in reverse
         self._job_filter = JobFilter.ALL
+        self._match_brush = QBrush(QColor(48, 140, 198, 64))  # the view sets its palette's
+        self._match_font = QFont()
+        self._match_font.setBold(True)
         self._job_generation = 0  # a new job filter drops the pages of jobs still being read
         self._nodes = items.BatchNodes()
         self._total: int | None = None  # unknown until the first read
@@ -179,6 +185,10 @@ class BatchTreeModel(QAbstractItemModel):
                 node.jobs.clear()
                 self.endRemoveRows()
         self.job_filter_changed.emit(job_filter)
+
+    def set_match_colour(self, colour: QColor) -> None:
+        """The background of a job row whose file name the search matched."""
+        self._match_brush = QBrush(colour)
 
     def job_count(self, batch: BatchRow) -> int:
         """How many of a batch's jobs the job filter shows (from the batch's own counts)."""
@@ -275,8 +285,14 @@ class BatchTreeModel(QAbstractItemModel):
         job = self.job_at(index)
         if job is None:
             return None
-        if role == MATCH_ROLE:
-            return text_matches(self._query.text, job.file_name)
+        if role in _MATCH_ROLES:
+            # Bold on a tint: what the delegate draws from these roles, no Python painting.
+            matched = text_matches(self._query.text, job.file_name)
+            if role == MATCH_ROLE:
+                return matched
+            if not matched:
+                return None
+            return self._match_font if role == _FONT else self._match_brush
         return items.job_cell(job, index.column(), role)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:  # noqa: N802 - Qt override

@@ -28,9 +28,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import (
-    QBrush,
     QColor,
-    QFont,
     QPainter,
     QPainterPath,
     QPaintEvent,
@@ -53,7 +51,6 @@ from batchdesk.gui.batch_tree_items import (
     COLUMN_OF_SORT,
     COLUMNS,
     DETAILS_COLUMN,
-    MATCH_ROLE,
     NAME_COLUMN,
     PIPELINE_COLUMN,
     PROGRESS_COLUMN,
@@ -144,31 +141,22 @@ def _draw_background(
 
 
 class RowDelegate(QStyledItemDelegate):
-    """Every cell of the tree: a little taller than the style's default, so rows breathe.
-
-    Names are cut in the middle (their ends tell files apart), and a job whose file name the
-    search matched is drawn in bold on a tint of the highlight colour.
-    """
+    """Every cell of the tree: a little taller than the style's default, so rows breathe."""
 
     ROW_PADDING = 6
-    MATCH_TINT = 0.25
-
-    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 - Qt override
-        super().initStyleOption(option, index)
-        if index.column() == NAME_COLUMN:
-            option.textElideMode = Qt.TextElideMode.ElideMiddle
-        if index.data(MATCH_ROLE) is True:
-            font = QFont(option.font)
-            font.setBold(True)
-            option.font = font
-            tint = QColor(option.palette.color(QPalette.ColorRole.Highlight))
-            tint.setAlphaF(self.MATCH_TINT)
-            option.backgroundBrush = QBrush(tint)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
         hint = super().sizeHint(option, index)
         hint.setHeight(max(hint.height(), option.fontMetrics.height()) + self.ROW_PADDING)
         return hint
+
+
+class NameDelegate(RowDelegate):
+    """The name column: names are cut in the middle, where their ends tell files apart."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 - Qt override
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 class StatusBadgeDelegate(RowDelegate):
@@ -307,6 +295,8 @@ class BatchTreeView(QTreeView):
         self.setAccessibleName("Batches")
         self._rows = RowDelegate(self)
         self.setItemDelegate(self._rows)
+        self._names = NameDelegate(self)
+        self.setItemDelegateForColumn(NAME_COLUMN, self._names)
         self._badges = StatusBadgeDelegate(self)
         self._progress = ProgressDelegate(self)
         self.setItemDelegateForColumn(STATUS_COLUMN, self._badges)
@@ -342,6 +332,7 @@ class BatchTreeView(QTreeView):
         if model is None:
             return
         self.fit_columns()
+        model.set_match_colour(_match_tint(self.palette()))
         self._show_sort_of(model)
         # Sorting on: header clicks call model.sort, which is SQL; the current one is a no-op.
         self.setSortingEnabled(True)
@@ -623,6 +614,13 @@ class BatchTreeView(QTreeView):
             if parent.isValid() and last_loaded and model.canFetchMore(parent):
                 model.fetchMore(parent)
             index = self.indexBelow(index)
+
+
+def _match_tint(palette: QPalette) -> QColor:
+    """The background of a job whose file name the search matched: the highlight, faint."""
+    tint = QColor(palette.color(QPalette.ColorRole.Highlight))
+    tint.setAlphaF(0.25)
+    return tint
 
 
 def column_widths(view: QWidget, room: int) -> dict[int, int]:

@@ -221,6 +221,16 @@ class FilterBar(QWidget):
         self.text_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.text_field.selectAll()
 
+    def set_statuses(self, statuses: frozenset[BatchStatus]) -> None:
+        """Show batches in any of these statuses (none: every status): one new query."""
+        for status, button in self.status_buttons.items():
+            button.blockSignals(True)
+            try:
+                button.setChecked(status in statuses)
+            finally:
+                button.blockSignals(False)
+        self._emit_if_changed()
+
     def clear(self) -> None:
         """Clear every filter (the jobs shown too): one new query, not one per field."""
         combos = [
