@@ -27,11 +27,14 @@ first viewport paint that starts after the rows reached the model.
 - Memory: VmRSS and VmHWM of the window process after the first page, after scrolling down
   through 2,000 batches and expanding four batches (one of 450 jobs, read to its end), after
   the filters and after the live changes. Baseline: the bare process's.
-- Filters: the filter bar's own widgets (status and customer combos, the search field with
-  Enter) set ~20 filters in turn, each timed from the widget change to the first paint after
-  the model's new rows (or its empty answer). Baseline: the same SQL (page and count, one
-  REPEATABLE READ transaction) on a plain psycopg connection, right after each. Four more
-  searches are typed without Enter, so the bar's debounce applies.
+- Filters: the filter bar's own widgets (status toggles, one or several; the customer,
+  submitter, pipeline and period combos; the search field with Enter, for names, descriptions
+  and file names) set ~30 filters in turn, each timed from the widget change to the first
+  paint after the model's new rows (or its empty answer). Baseline: the same SQL (page and
+  count, one REPEATABLE READ transaction) on a plain psycopg connection, right after each.
+  Five more searches are typed without Enter, so the bar's debounce applies.
+- Ends: Ctrl+End on the tree, then Ctrl+Home, each timed to the paint of its rows, with the
+  pages of batches each read (the last rows of the list without the pages between).
 - Live: a second process changes jobs of batches on the first page (and of the expanded
   batch) the way the runner's claim and completion change them, one plain UPDATE each, which
   fires the triggers and their NOTIFY. It notes the time before each UPDATE; the window

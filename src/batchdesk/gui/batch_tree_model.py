@@ -449,9 +449,7 @@ class BatchTreeModel(QAbstractItemModel):
 
     def _replace_jobs(self, node: items.BatchNode, jobs: list[JobRow]) -> None:
         """Show the jobs read again: in place when the same ones, else all anew."""
-        if [job.id for job in jobs] == [job.id for job in node.jobs[: len(jobs)]] and len(
-            jobs
-        ) == len(node.jobs):
+        if [job.id for job in jobs] == [job.id for job in node.jobs]:
             self._emit_changed(loading.update_in_place(node.jobs, jobs), node.key)
             return
         # Under a job filter, jobs come and go as their statuses change (a failed one retried).
