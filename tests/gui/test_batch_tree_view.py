@@ -237,9 +237,19 @@ def test_a_header_saved_for_the_old_columns_is_not_put_on_the_new_ones(
         qtbot.waitUntil(lambda: tree.columnWidth(NAME_COLUMN) > 100)
         assert tree.columns_fitted
         assert workspace.model.query.sort_by == "created_at"  # not "pipeline" (new column 4)
+        tree.header().resizeSection(NAME_COLUMN, 321)  # the user widens the names
         window.close()
+        session.close()
         reopened = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
         assert str(reopened.value(HEADER_VERSION_KEY)) == "2"
+
+        # The new state is the new columns': it comes back, the user's width with it.
+        window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
+        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
+        again = window.workspace
+        assert again is not None
+        qtbot.waitUntil(lambda: again.tree.columnWidth(NAME_COLUMN) == 321)
+        assert not again.tree.columns_fitted
     finally:
         window.close()
         session.close()
