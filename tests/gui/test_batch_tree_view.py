@@ -10,7 +10,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSettings, Qt
-from PySide6.QtGui import QStandardItemModel
+from PySide6.QtGui import QColor, QPalette, QStandardItemModel
 from PySide6.QtWidgets import QHeaderView, QStyleOptionViewItem
 
 from batchdesk.domain.batch_query import BatchQuery, JobFilter
@@ -153,6 +153,9 @@ def test_a_jobs_cells_sit_under_headers_that_name_them(
     created = shown_batch.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     assert model.data(index.siblingAtColumn(TIME_COLUMN), TOOLTIP) == f"Created {created}"
     assert row[WHO_COLUMN] == "tester@test"
+    set_job_statuses(database_conninfo, batch.id, ["cancelled"])  # now finished, not completed
+    model.apply_batch_changes({batch.id})
+    qtbot.waitUntil(lambda: "Finished" in model.data(index.siblingAtColumn(TIME_COLUMN), TOOLTIP))
     # Every header says what it holds for a batch and for a job.
     for column in range(len(COLUMNS)):
         tip = model.headerData(column, Qt.Orientation.Horizontal, TOOLTIP)
@@ -286,6 +289,14 @@ def test_a_search_for_a_file_name_shows_its_batch_with_the_matching_job_marked(
     plain = QStyleOptionViewItem()
     tree.itemDelegate().initStyleOption(plain, model.index(2, DETAILS_COLUMN, batch))
     assert not plain.font.bold()
+
+    # The tint is the palette's highlight, faint, and follows a change of theme.
+    palette = tree.palette()
+    palette.setColor(QPalette.ColorRole.Highlight, QColor("#ff0000"))
+    tree.setPalette(palette)
+    tint = model.data(model.index(3, 0, batch), Qt.ItemDataRole.BackgroundRole).color()
+    assert (tint.red(), tint.green(), tint.blue()) == (255, 0, 0)
+    assert 0 < tint.alpha() < 128
 
 
 @pytest.mark.slow

@@ -190,9 +190,9 @@ def _batch_tip(row: BatchRow, column: int) -> str | None:
         return f"{row.total_files} files, {row.total_size:,} bytes"
     if column == TIME_COLUMN:
         tip = f"Created {_local(row.created_at, seconds=True)}"
-        if row.completed_at is not None:
-            took = format_duration((row.completed_at - row.created_at).total_seconds())
-            tip += f"\nFinished {_local(row.completed_at, seconds=True)}, {took} after"
+        if row.finished_at is not None:
+            took = format_duration((row.finished_at - row.created_at).total_seconds())
+            tip += f"\nFinished {_local(row.finished_at, seconds=True)}, {took} after"
         return tip
     if column == WHO_COLUMN:
         return f"Submitted by {row.created_by}" if row.created_by else None

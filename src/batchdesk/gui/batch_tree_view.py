@@ -16,6 +16,7 @@ from uuid import UUID
 
 from PySide6.QtCore import (
     QAbstractItemModel,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
@@ -395,6 +396,12 @@ class BatchTreeView(QTreeView):
             flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
             painter.drawText(area, int(flags), self._empty_text)
             painter.end()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        model = self.batch_model()
+        if event.type() == QEvent.Type.PaletteChange and model is not None:
+            model.set_match_colour(_match_tint(self.palette()))  # light to dark, or back
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
