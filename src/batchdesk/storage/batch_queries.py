@@ -212,7 +212,7 @@ def where_clause(query: BatchQuery) -> tuple[str, list[Any]]:
         clauses.append("created_at < %s")
         params.append(query.created_before)
     if query.text:
-        # Name, description and file names, lower-cased in one row per batch (migration 0006):
+        # Name, description and file names, lower-cased in one row per batch (migration 0008):
         # one LIKE over short rows, not an ILIKE over every job.
         clauses.append("id IN (SELECT batch_id FROM batch_search WHERE content LIKE lower(%s))")
         params.append(_contains_pattern(query.text))

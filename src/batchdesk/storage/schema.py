@@ -97,7 +97,7 @@ batches = Table(
     ),
 )
 
-# Each batch's searchable text, lower-cased: name, description, file names (migration 0006).
+# Each batch's searchable text, lower-cased: name, description, file names (migration 0008).
 batch_search = Table(
     "batch_search",
     metadata,

@@ -8,16 +8,14 @@ server's build. So each batch keeps its text here, lower-cased once when it is w
 search is one LIKE over 10,000 short rows (6 ms on the same data). Names and file names never
 change after submission; triggers keep the row in step all the same.
 
-Numbered 0006 as it was handed out, it runs after 0007, which landed first.
-
-Revision ID: 0006
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0006"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
