@@ -3,7 +3,10 @@
 The input is checked from the cheapest test to the dearest, so a bad file costs little: its first
 bytes (empty? a PNG at all?), its header (how many pixels, which mode), `verify()` on a separate
 open (every chunk's checksum; it catches a truncated file in ~30 ms on 11 MB without decoding),
-and only then the one full decode.
+and only then the one full decode. A pipeline that never decodes (`original`) inflates the pixel
+data instead (`png_structure`): it refuses every file a decode would refuse, and also pixel data
+whose own zlib checksum is wrong or that stops whole rows short, which Pillow does not always
+notice.
 
 The pixel limit is applied per call: the PNG is opened through Pillow's PNG class directly
 rather than `Image.open`, whose process-wide `Image.MAX_IMAGE_PIXELS` check would warn above 89
@@ -14,7 +17,8 @@ support show); the other frames are ignored.
 
 Whatever is wrong with a file is told in one sentence: for an input, naming the file and what to
 do (`JobFailed`); for a tool's output, as a phrase the external step puts in its own sentence
-(`UnusableImage`).
+(`UnusableImage`). When Pillow refuses a PNG, what is wrong is read from the file's own chunks
+(`png_structure.find_fault`), not from Pillow's message, so every pipeline says the same thing.
 """
 
 import os
@@ -26,6 +30,7 @@ from typing import IO
 from PIL import Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
 from batchdesk.domain.file_selection import PNG_SIGNATURE
+from batchdesk.jobs import png_structure
 from batchdesk.jobs.job_failures import JobFailed
 from batchdesk.jobs.working_image import STORED_MODES, UnusableImage
 
@@ -142,6 +147,16 @@ def _input_message(file_name: str, problem: _Unusable, max_pixels: int) -> str:
         return f"{file_name} is empty (0 bytes): export it again and submit the new file."
     if kind == "format":
         return f"{file_name} is not a PNG image ({detail}): export it as PNG and submit it again."
+    if kind == "unidentified":
+        return (
+            f"{file_name} is not a PNG image (it starts with a PNG signature, but {detail}): "
+            "export it as PNG and submit it again."
+        )
+    if kind == "metadata_bomb":
+        return (
+            f"{file_name} holds metadata that unpacks like a decompression bomb ({detail}): "
+            "export it again without that metadata and submit the new file."
+        )
     if kind == "truncated":
         return (
             f"{file_name} is truncated (the file ends early): submit it again from the original "
@@ -177,6 +192,10 @@ def _output_phrase(fmt: str, problem: _Unusable, max_pixels: int) -> str:
     phrases = {
         "empty": "an empty file",
         "format": f"a file that is not a {name} image ({problem.detail})",
+        "unidentified": f"a file that is not a {name} image (it starts like one, but "
+        f"{problem.detail})",
+        "metadata_bomb": f"a {name} file whose metadata unpacks like a decompression bomb "
+        f"({problem.detail})",
         "truncated": f"a truncated {name} file",
         "damaged": f"a damaged {name} file ({problem.detail})",
         "too_big": f"an image of {_too_big(problem.size, max_pixels)}",
@@ -214,36 +233,19 @@ def _looks_like(head: bytes) -> str:
     return "its first bytes are not an image signature batchdesk knows"
 
 
-def _png_ends_early(path: Path) -> bool:
-    """Walk a PNG's chunk headers (no data is read): True if the file ends before IEND."""
-    with path.open("rb") as file:
-        end = os.fstat(file.fileno()).st_size
-        position = len(PNG_SIGNATURE)
-        while True:
-            file.seek(position)
-            header = file.read(8)
-            if len(header) < 8:
-                return True
-            length, chunk_type = struct.unpack(">I4s", header)
-            position += 12 + length
-            if position > end:
-                return True
-            if chunk_type == b"IEND":
-                return False
-
-
 def _broken(path: Path, fmt: str, exc: BaseException) -> _Unusable:
-    """Classify a decoder's complaint as a truncated or a damaged file."""
-    message = str(exc)
-    lowered = message.lower()
-    ends_early = _png_ends_early(path) if fmt == "png" else "truncated" in lowered
-    if ends_early:
+    """Say what is wrong with a file a decoder refused: for a PNG, from its own chunks."""
+    if fmt == "png":
+        try:
+            with path.open("rb") as file:
+                fault = png_structure.find_fault(file)
+        except OSError as error:
+            raise _Unusable("unreadable", error.strerror or str(error), retryable=True) from error
+        if fault is not None:
+            return _Unusable(fault.kind, fault.detail)
+    elif "truncated" in str(exc).lower():
         return _Unusable("truncated")
-    if "checksum" in lowered or "crc" in lowered:
-        return _Unusable("damaged", "a checksum does not match")
-    if "decompress" in lowered:
-        return _Unusable("damaged", "its compressed pixel data is corrupt")
-    return _Unusable("damaged", f"Pillow cannot decode it: {message or type(exc).__name__}")
+    return _Unusable("damaged", f"Pillow cannot decode it: {exc or type(exc).__name__}")
 
 
 _DECODER_ERRORS = (SyntaxError, OSError, ValueError, EOFError, IndexError, struct.error)
@@ -282,6 +284,8 @@ def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image
         if fmt == "png":
             _verify_png(path)
         if not decode:
+            if isinstance(image, PngImagePlugin.PngImageFile):
+                _check_png_without_decoding(path, file, image)
             return None
         try:
             image.load()
@@ -302,6 +306,56 @@ def _verify_png(path: Path) -> None:
             PngImagePlugin.PngImageFile(file).verify()
         except _DECODER_ERRORS as exc:
             raise _broken(path, "png", exc) from exc
+
+
+def _check_png_without_decoding(
+    path: Path, file: IO[bytes], image: PngImagePlugin.PngImageFile
+) -> None:
+    """Refuse what decoding this verified PNG would refuse, without holding its pixels.
+
+    The pixel data is inflated as a stream (`png_structure.pixel_data_fault`); the chunks after
+    it go through Pillow's own chunk readers, as a decode reads them, so metadata Pillow refuses
+    there (a text chunk that unpacks like a bomb) is refused here too.
+    """
+    first = image.tile[0]
+    x0, y0, x1, y1 = first.extents or (0, 0, *image.size)
+    layout = png_structure.read_layout(file, (x1 - x0, y1 - y0))
+    assert layout is not None  # Pillow has read the same header
+    fault = png_structure.pixel_data_fault(file, first.offset - 8, layout)
+    if fault is not None:
+        # Told as a decoding pipeline tells it: an earlier fault in the file comes first.
+        fault = png_structure.find_fault(file) or fault
+        raise _Unusable(fault.kind, fault.detail)
+    try:
+        _read_chunks_after_pixels(file, image, first.offset)
+    except _DECODER_ERRORS as exc:
+        raise _broken(path, "png", exc) from exc
+
+
+def _read_chunks_after_pixels(
+    file: IO[bytes], image: PngImagePlugin.PngImageFile, pixels_at: int
+) -> None:
+    """Read the chunks after the first IDAT chunk as Pillow's `load_end` does after a decode."""
+    stream = image.png
+    assert stream is not None
+    file.seek(pixels_at - 8)
+    file.seek(pixels_at + struct.unpack(">I", file.read(4))[0])
+    while True:
+        file.read(4)  # the previous chunk's checksum, already verified
+        try:
+            kind, position, length = stream.read()
+        except (struct.error, SyntaxError):
+            return
+        if kind == b"IEND" or (kind == b"fcTL" and image.is_animated):
+            return  # the end, or the next frame's start
+        try:
+            stream.call(kind, position, length)
+        except UnicodeDecodeError:
+            return
+        except EOFError:  # pixel data: IDAT, or fdAT whose sequence number has been read
+            file.seek(length - 4 if kind == b"fdAT" else length, os.SEEK_CUR)
+        except AttributeError:  # a chunk Pillow has no reader for
+            file.seek(length, os.SEEK_CUR)
 
 
 def read_png_size(path: Path | str) -> tuple[int, int, str]:
