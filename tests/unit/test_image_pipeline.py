@@ -194,6 +194,23 @@ def test_fit_long_edge_never_upscales_unless_asked(tmp_path: Path, kind: str) ->
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_fit_and_thumbnail_scale_far_down(tmp_path: Path, kind: str) -> None:
+    # Shrinking by 3x or more first reduces by a whole factor, which Pillow cannot do in every
+    # mode (16-bit greyscale): every kind must still come out at the asked size.
+    source = make_png(tmp_path / "in", kind)
+    outputs = run(
+        tmp_path,
+        source,
+        [
+            {"op": "thumbnail", "size": 8, "format": "png"},
+            {"op": "fit", "mode": "long_edge", "size": 16},
+            {"op": "output"},
+        ],
+    )
+    assert [reopen(output.path).size for output in outputs] == [(8, 6), (16, 12)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_pad_onto_a_colour_flattens_transparency(tmp_path: Path, kind: str) -> None:
     source = make_png(tmp_path / "in", kind)
     pad = {"op": "pad", "width": 80, "height": 70, "background": "#ffffff"}
