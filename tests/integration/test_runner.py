@@ -1,6 +1,7 @@
 """The runner on real PostgreSQL and real processes: jobs run once, crashes cost seconds."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +23,7 @@ from batchdesk.storage import batch_queries, blob_store
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
 from tests.factories import make_batch, make_png
-from tests.integration.jobs_support import add_slow_pipeline
+from tests.integration.jobs_support import SLOW_COPY, add_slow_pipeline
 
 
 def submit_files(database: Database, paths: list[Path], pipeline: str) -> SubmissionResult:
@@ -270,3 +272,86 @@ def test_outputs_read_back_identical_to_what_the_pipeline_wrote(
     with Image.open(out) as image:
         assert (image.size, image.mode) == ((300, 200), "RGBA")
     assert batch.total_files == 1
+
+
+# -- the memory budget ------------------------------------------------------------------------
+
+MIB = 1 << 20
+
+
+def add_pipeline(conninfo: str, name: str, steps: list[dict[str, object]]) -> str:
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(
+            "INSERT INTO pipelines (name, description, steps) VALUES (%s, '', %s)",
+            (name, json.dumps(steps)),
+        )
+    return name
+
+
+def most_at_once(events: list[JobEvent]) -> int:
+    """Return the most jobs that were running at the same time, from the runner's events."""
+    running_now: set[int] = set()
+    most = 0
+    for event in events:
+        if event.kind == "started":
+            running_now.add(event.job_id)
+            most = max(most, len(running_now))
+        else:
+            running_now.discard(event.job_id)
+    return most
+
+
+def test_jobs_whose_canvases_do_not_fit_the_budget_together_run_one_at_a_time(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    # Small inputs, big canvases: a 3000 x 3000 RGB canvas (36 MB) that a tool then reads back.
+    # Each job is estimated at ~110 MB, so one fits the 200 MB budget and two do not.
+    slow_copy = [sys.executable, "-c", SLOW_COPY, "{input}", "{output}", "1"]
+    pipeline = add_pipeline(
+        database_conninfo,
+        "big-canvas",
+        [
+            {"op": "pad", "width": 3000, "height": 3000},
+            {"op": "external", "args": slow_copy, "timeout": 120},
+            {"op": "output", "compress_level": 1},
+        ],
+    )
+    paths = [make_png(tmp_path / f"PL_DXB{191 + i}_v.png", size=(32, 32), seed=i) for i in range(2)]
+    batch = submit_files(database, paths, pipeline).batches[0]
+
+    with running(database, replace(FAST, memory_budget=200 * MIB)) as (runner, events):
+        assert runner.drained.wait(90)
+
+    assert [s for s, _, _ in job_states(database_conninfo, batch.id)] == ["completed"] * 2
+    assert most_at_once(events) == 1
+
+
+def test_a_job_that_can_never_fit_the_budget_fails_with_a_sentence_and_others_run(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    pipeline = add_pipeline(
+        database_conninfo,
+        "huge-canvas",
+        [{"op": "pad", "width": 6000, "height": 6000}, {"op": "output"}],
+    )
+    huge = submit_files(
+        database, [make_png(tmp_path / "PL_DXB191_v.png", size=(32, 32))], pipeline
+    ).batches[0]
+    small = submit_files(
+        database, [make_png(tmp_path / "PL_DXB192_v.png", size=(32, 32), seed=1)], "original"
+    ).batches[0]
+
+    with running(database, replace(FAST, memory_budget=64 * MIB)) as (runner, events):
+        assert runner.drained.wait(90)
+
+    message = (
+        "PL_DXB191_v.png, step 1 (pad): a 6000 × 6000 canvas needs about 137 MB of memory, "
+        "more than this worker's memory budget of 64 MB (memory_budget_mb in the settings): "
+        "raise the budget and retry the batch, or change pipeline huge-canvas."
+    )
+    assert job_states(database_conninfo, huge.id) == [("failed", 1, message)]
+    assert job_states(database_conninfo, small.id) == [("completed", 1, None)]
+    assert [(e.kind, e.message) for e in events if e.file_name == "PL_DXB191_v.png"] == [
+        ("started", ""),
+        ("failed", message),
+    ]

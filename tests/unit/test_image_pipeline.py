@@ -24,7 +24,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from batchdesk.errors import KnownError
 from batchdesk.jobs import external_step, image_input, image_pipeline, steps, working_image
 from batchdesk.jobs.default_pipelines import default_pipelines
-from batchdesk.jobs.image_input import estimate_decoded_bytes, read_png_size
+from batchdesk.jobs.image_input import read_png_size
 from batchdesk.jobs.image_pipeline import ProducedOutput, run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.pipeline_spec import parse_pipeline
@@ -969,13 +969,6 @@ def test_read_png_size_refuses_what_is_not_a_png(tmp_path: Path) -> None:
     Image.new("RGB", SIZE).save(source, format="JPEG")
     with pytest.raises(JobFailed, match="it looks like JPEG data"):
         read_png_size(source)
-
-
-def test_estimate_counts_the_decoded_image_and_two_working_copies() -> None:
-    assert estimate_decoded_bytes(1000, 1000, "RGB") == 12_000_000
-    assert estimate_decoded_bytes(1000, 1000, "L") == 9_000_000
-    assert estimate_decoded_bytes(1000, 1000, "I;16") == 10_000_000
-    assert estimate_decoded_bytes(10_000, 10_000, "RGBA") == 1_200_000_000
 
 
 def test_steps_never_hold_pillow_s_gil_bound_calls_on_whole_images() -> None:

@@ -99,9 +99,6 @@ _PNG_MODES = {
     (8, 6): "RGBA",
     (16, 6): "RGBA",
 }
-# Bytes per pixel of Pillow's decoded storage: 3-channel and 2-channel modes take four bytes.
-_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2}
-_WORKING_COPY_BYTES = 4
 
 
 # -- what is wrong with a file ----------------------------------------------------------------
@@ -358,6 +355,20 @@ def _read_chunks_after_pixels(
             file.seek(length, os.SEEK_CUR)
 
 
+def _header_size(head: bytes) -> tuple[int, int, str]:
+    if not head:
+        raise _Unusable("empty")
+    if not head.startswith(PNG_SIGNATURE):
+        raise _Unusable("format", _looks_like(head))
+    if len(head) < 33:
+        raise _Unusable("truncated")
+    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+    mode = _PNG_MODES.get((depth, colour))
+    if head[12:16] != b"IHDR" or mode is None or width == 0 or height == 0:
+        raise _Unusable("damaged", "its header is not a valid PNG header")
+    return width, height, mode
+
+
 def read_png_size(path: Path | str) -> tuple[int, int, str]:
     """Return a PNG's width, height and decoded Pillow mode from its header, decoding nothing.
 
@@ -372,30 +383,17 @@ def read_png_size(path: Path | str) -> tuple[int, int, str]:
         problem = _Unusable("unreadable", exc.strerror or str(exc), retryable=True)
         raise JobFailed(_input_message(path.name, problem, 0), retryable=True) from exc
     try:
-        if not head:
-            raise _Unusable("empty")
-        if not head.startswith(PNG_SIGNATURE):
-            raise _Unusable("format", _looks_like(head))
-        if len(head) < 33:
-            raise _Unusable("truncated")
-        width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
-        mode = _PNG_MODES.get((depth, colour))
-        if head[12:16] != b"IHDR" or mode is None or width == 0 or height == 0:
-            raise _Unusable("damaged", "its header is not a valid PNG header")
+        return _header_size(head)
     except _Unusable as problem:
         raise JobFailed(_input_message(path.name, problem, 0)) from None
-    return width, height, mode
 
 
-def estimate_decoded_bytes(width: int, height: int, mode: str) -> int:
-    """Estimate the memory a job needs: the decoded image plus two 4-byte-per-pixel copies.
-
-    Pillow stores L, P and 1-bit images in one byte per pixel, I;16 in two and everything else
-    (RGB included) in four. While a pipeline runs, one more full-size image is usually alive (a
-    converted, resized or padded copy) and another is being encoded. Padding onto a canvas
-    larger than the input needs more than this.
-    """
-    return width * height * (_STORED_BYTES.get(mode, 4) + 2 * _WORKING_COPY_BYTES)
+def png_header_size(head: bytes) -> tuple[int, int, str] | None:
+    """Return width, height and decoded Pillow mode from a PNG's first 33 bytes, or None."""
+    try:
+        return _header_size(head)
+    except _Unusable:
+        return None
 
 
 # -- what the pipeline reads ------------------------------------------------------------------

@@ -157,6 +157,7 @@ def run_pipeline(
         writer.copy(input_path)
         return writer.outputs
     working = WorkingImage.from_decoded(image)
+    del image  # the steps hold it now: one that replaces it frees it (memory_estimate counts so)
     for number, step in enumerate(spec.steps, 1):
         stop_if_requested()
         where = f"{file_name}, step {number} ({step.op})"

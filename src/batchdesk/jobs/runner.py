@@ -16,7 +16,6 @@ is retried until it can, or until the job turns out to be someone else's (then i
 
 import logging
 import shutil
-import struct
 import tempfile
 import threading
 import time
@@ -28,11 +27,12 @@ from typing import Protocol, TypeVar
 
 import psycopg
 
-from batchdesk.domain.file_selection import PNG_SIGNATURE
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
 from batchdesk.jobs import temp_folders
+from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
+from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, over_budget_message
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.storage import blob_store, job_queue, pipeline_store
 from batchdesk.storage.database import Database
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIB = 1 << 20
-# Used when a stored input's header cannot be read (it will fail anyway, cheaply).
-_UNKNOWN_DECODED_SIZE = 64 * MIB
 _CONNECTION_ERRORS = (DatabaseUnavailable, psycopg.OperationalError)
 
 
@@ -72,9 +70,8 @@ class ThreadTaskPool:
 class RunnerConfig:
     threads: int = 2
     max_pixels: int = 200_000_000
-    # Decoded images are ~3-4x their pixels x channels; a 100-megapixel RGBA render needs about
-    # 1.2 GB while it runs. Jobs start only while their estimates fit in this budget (a job
-    # bigger than the whole budget runs alone).
+    # Jobs start only while the estimates of everything running fit in this budget; a job whose
+    # own estimate is over it fails at once with a sentence (see memory_estimate).
     memory_budget: int = 2048 * MIB
     liveness_timeout: float = 30.0
     heartbeat_interval: float = 5.0
@@ -93,19 +90,6 @@ class JobEvent:
     message: str = ""
     seconds: float = 0.0
     outputs: int = 0
-
-
-def decoded_size_estimate(header: bytes) -> int:
-    """Estimate the memory a job needs from its PNG header: pixels x bytes x working copies."""
-    if len(header) < 26 or not header.startswith(PNG_SIGNATURE) or header[12:16] != b"IHDR":
-        return _UNKNOWN_DECODED_SIZE
-    width, height = struct.unpack(">II", header[16:24])
-    bit_depth, colour_type = header[24], header[25]
-    # Pillow keeps RGB in 4 bytes a pixel, and palette images may become RGBA on the way.
-    channels = {0: 1, 2: 4, 3: 4, 4: 2, 6: 4}.get(colour_type, 4)
-    bytes_per_sample = 2 if bit_depth == 16 else 1
-    # The decoded image, one transformed copy and an output being encoded.
-    return int(width) * int(height) * channels * bytes_per_sample * 3
 
 
 class Runner:
@@ -190,13 +174,17 @@ class Runner:
         job = job_queue.claim(self.database, self.worker_id)
         if job is None:
             return False
-        with self.database.connect() as connection:
-            estimate = decoded_size_estimate(job_queue.input_header(connection, job.input_sha256))
+        memory = self._until_done(lambda: self._estimate(job))
+        budget = self.config.memory_budget
+        refusal = None
+        if memory is not None and memory.peak > budget:
+            refusal = over_budget_message(job.file_name, job.pipeline, memory, budget)
+        reserved = memory.peak if memory is not None and refusal is None else 0
         with self._lock:
-            # Wait for memory while other jobs run; a job bigger than the budget runs alone.
+            # Wait until the job fits beside those running (alone, it fits: see refusal).
             while (
                 self._running
-                and self._memory_in_use + estimate > self.config.memory_budget
+                and self._memory_in_use + reserved > budget
                 and not self._stopping.is_set()
             ):
                 self._lock.wait(timeout=1.0)
@@ -204,10 +192,27 @@ class Runner:
                 job_queue.release(self.database, job)
                 return False
             self._running[job.id] = job
-            self._memory_in_use += estimate
+            self._memory_in_use += reserved
         self.drained.clear()
-        self._pool.start(lambda: self._run(job, estimate))
+        self._pool.start(lambda: self._run(job, reserved, refusal))
         return True
+
+    def _estimate(self, job: ClaimedJob) -> MemoryEstimate | None:
+        """Estimate a job's peak image memory from its input's header and its pipeline's steps.
+
+        None when it cannot matter: no usable header, too many pixels, no valid pipeline. The
+        job then fails on its own before it decodes anything.
+        """
+        with self.database.connect() as connection:
+            size = png_header_size(job_queue.input_header(connection, job.input_sha256))
+            try:
+                row = pipeline_store.load_pipeline(connection, job.pipeline)
+                spec = parse_pipeline(row.name, row.description, row.version, row.steps)
+            except (NotFound, InvalidRequest):
+                return None
+        if size is None or size[0] * size[1] > self.config.max_pixels:
+            return None
+        return estimate_job_memory(spec, *size)
 
     def _check_drained(self) -> None:
         if self.busy:
@@ -221,11 +226,13 @@ class Runner:
 
     # -- one job -----------------------------------------------------------------------------
 
-    def _run(self, job: ClaimedJob, estimate: int) -> None:
+    def _run(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
         began = time.monotonic()
         work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._work_dir))
         self._emit("started", job)
         try:
+            if refusal is not None:
+                raise JobFailed(refusal)  # it can never fit this worker's memory budget
             self._run_pipeline(job, work_dir, began)
         except StopRequested:
             if job.id in self._revoked:
@@ -253,7 +260,7 @@ class Runner:
             with self._lock:
                 self._running.pop(job.id, None)
                 self._revoked.discard(job.id)
-                self._memory_in_use -= estimate
+                self._memory_in_use -= reserved
                 self._lock.notify_all()
             self._wake.set()
 
