@@ -2,11 +2,14 @@
 
 import hashlib
 import json
+import logging
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -355,3 +358,42 @@ def test_a_job_that_can_never_fit_the_budget_fails_with_a_sentence_and_others_ru
         ("started", ""),
         ("failed", message),
     ]
+
+
+# -- Pillow's warnings ------------------------------------------------------------------------
+
+
+def make_warned_png(path: Path) -> Path:
+    """Write a PNG with an animation header claiming 0 frames: Pillow warns and reads it."""
+    make_png(path, size=(16, 16))
+    data = path.read_bytes()
+    actl = b"acTL" + bytes(8)
+    chunk = struct.pack(">I", 8) + actl + struct.pack(">I", zlib.crc32(actl))
+    path.write_bytes(data[:33] + chunk + data[33:])  # right after the header
+    return path
+
+
+def test_pillow_s_warnings_are_logged_with_their_job_and_not_printed(
+    database: Database,
+    database_conninfo: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    pipeline = add_pipeline(database_conninfo, "to-jpeg", [{"op": "output", "format": "jpeg"}])
+    source = make_warned_png(tmp_path / "PL_DXB191_v.png")
+    batch = submit_files(database, [source], pipeline).batches[0]
+
+    with (
+        caplog.at_level(logging.WARNING, logger="batchdesk.jobs.runner"),
+        running(database) as (runner, _events),
+    ):
+        assert runner.drained.wait(60)
+
+    assert job_states(database_conninfo, batch.id) == [("completed", 1, None)]
+    warned = [r.getMessage() for r in caplog.records if "Invalid APNG" in r.getMessage()]
+    assert warned == [
+        f"{batch.base_directory_name} / PL_DXB191_v.png: Pillow warned: UserWarning: Invalid "
+        "APNG, will use default PNG image if possible"
+    ]
+    assert "Invalid APNG" not in capfd.readouterr().err

@@ -32,6 +32,7 @@ from batchdesk.jobs import temp_folders
 from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
+from batchdesk.jobs.job_warnings import recorded_warnings
 from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, over_budget_message
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.storage import blob_store, job_queue, pipeline_store
@@ -227,6 +228,15 @@ class Runner:
     # -- one job -----------------------------------------------------------------------------
 
     def _run(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
+        with recorded_warnings() as warned:
+            self._run_recorded(job, reserved, refusal)
+        for warning in dict.fromkeys(warned):  # once each: the file is opened more than once
+            # Kept with the job rather than printed (see job_warnings).
+            log.warning(
+                "%s / %s: Pillow warned: %s", job.base_directory_name, job.file_name, warning
+            )
+
+    def _run_recorded(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
         began = time.monotonic()
         work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._work_dir))
         self._emit("started", job)
