@@ -177,11 +177,22 @@ def test_broken_symlink_is_rejected_in_a_folder_and_when_given(tmp_path: Path) -
     assert reasons(given_directly) == {dangling: "broken symbolic link"}
 
 
-def test_symlink_to_itself_is_rejected_as_broken(tmp_path: Path) -> None:
-    loop = tmp_path / "loop.png"
-    loop.symlink_to(loop)
+def test_a_symlink_loop_is_rejected_as_a_loop_not_as_broken(tmp_path: Path) -> None:
+    itself = tmp_path / "itself.png"
+    itself.symlink_to(itself)
+    there = tmp_path / "there.png"
+    back = tmp_path / "back.png"
+    there.symlink_to(back)
+    back.symlink_to(there)
+    folder = tmp_path / "folder"
+    folder.symlink_to(folder, target_is_directory=True)
+    inside = folder / "a.png"
 
-    assert reasons(select_files([loop])) == {loop: "broken symbolic link"}
+    assert reasons(select_files([itself, there, inside])) == {
+        itself: "symbolic link loop",
+        there: "symbolic link loop",
+        inside: "symbolic link loop in its folders",
+    }
 
 
 def test_symlink_loop_between_folders_terminates_and_takes_each_file_once(tmp_path: Path) -> None:

@@ -241,13 +241,15 @@ def _read_head(path: Path) -> tuple[bytes, int | None]:
 def _stat_failure_reason(path: Path, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return _cannot_read(exc)
-    if os.path.islink(path) and exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+    if os.path.islink(path) and exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if os.path.islink(path) and exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return "broken symbolic link"
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return "does not exist"
     if exc.errno == errno.ELOOP:
         # A link loop in one of the parent folders rather than in the last component.
-        return "broken symbolic link"
+        return "symbolic link loop in its folders"
     return _cannot_read(exc)
 
 
