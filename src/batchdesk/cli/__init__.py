@@ -1,23 +1,36 @@
 """The `batchdesk` command line: a stable contract that scripts and tests rely on.
 
 Exit codes: 0 success, 1 failure (the environment or the data said no), 2 usage. Errors are one
-sentence on stderr; `--json` output goes to stdout and nothing else does. Command modules are
-imported only when their command runs, so `--help`, `--version` and usage errors answer at once.
+sentence on stderr; `--json` output goes to stdout and nothing else does. Warnings and log lines
+(Python's, Pillow's, psycopg's, batchdesk's own) go to the log file, `cli.log` in the logs
+folder, not around that sentence. Command modules are imported only when their command runs, so
+`--help`, `--version` and usage errors answer at once.
 """
 
 import argparse
 import importlib
 import logging
+import logging.handlers
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from batchdesk import __version__
 from batchdesk.cli.output import err
 from batchdesk.domain.batch_query import SORT_COLUMNS
 from batchdesk.errors import KnownError
+
+if TYPE_CHECKING:
+    from batchdesk.settings import AppPaths
+
+LOG_FILE_NAME = "cli.log"  # the window's is batchdesk.log, in the same folder
+_LOG_FILE_BYTES = 5 * 1024 * 1024
+_LOG_FILES_KEPT = 3
+# The commands that open the window, which logs to a file of its own (gui/crash_handler.py).
+_WINDOW_COMMANDS = (None, "gui")
 
 
 class UsageError(KnownError):
@@ -216,9 +229,44 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(143)
 
 
+def _log_level() -> int:
+    level = logging.getLevelName(os.environ.get("BATCHDESK_LOG_LEVEL", "WARNING").upper())
+    return level if isinstance(level, int) else logging.WARNING
+
+
+def route_logs(paths: "AppPaths") -> Path | None:
+    """Send Python's warnings and every logger's lines to the log file; return its path.
+
+    stderr is for the sentences a person reads (and the worker's event lines): a Pillow
+    `UserWarning`, psycopg's "error ignored terminating Copy" or batchdesk's own
+    `WARNING:batchdesk...` line printed around them would only confuse. When the log folder
+    cannot be written, the lines go to stderr after all: seen is better than lost.
+    """
+    log_file: Path | None = paths.log_dir / LOG_FILE_NAME
+    handler: logging.Handler
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            paths.log_dir / LOG_FILE_NAME,
+            maxBytes=_LOG_FILE_BYTES,
+            backupCount=_LOG_FILES_KEPT,
+            encoding="utf-8",
+        )
+    except OSError:
+        handler = logging.StreamHandler()
+        log_file = None
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(_log_level())
+    logging.captureWarnings(True)
+    return log_file
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    logging.basicConfig(level=os.environ.get("BATCHDESK_LOG_LEVEL", "WARNING").upper())
     # A polite kill (service stop, logout) unwinds like Ctrl+C, so the embedded server is let go.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     command_name: str | None = None
@@ -227,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_name = args.command
         if args.self_test:
             _check_self_test_alone(args)
+        if args.self_test or args.command in _WINDOW_COMMANDS:
+            logging.basicConfig(level=_log_level())
+        else:
+            from batchdesk.settings import AppPaths
+
+            route_logs(AppPaths.from_environment())
         module, name = COMMANDS["self-test" if args.self_test else args.command]
         command: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), name

@@ -7,7 +7,15 @@ from pathlib import Path
 from types import ModuleType
 
 from batchdesk.app import open_app
-from batchdesk.cli.output import ProgressLine, err, local_time, print_json, short, table
+from batchdesk.cli.output import (
+    ProgressLine,
+    err,
+    local_time,
+    print_json,
+    short,
+    table,
+    visible,
+)
 from batchdesk.domain.batch_query import (
     BatchQuery,
     parse_moment,
@@ -111,8 +119,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         err(f"Warning: {warning}")
     for batch in result.batches:
         print(
-            f"Created {batch.base_directory_name}: {plural(batch.total_files, 'file')}, "
-            f"{format_size(batch.total_size)}, pipeline {batch.pipeline} (id {batch.id})"
+            visible(
+                f"Created {batch.base_directory_name}: {plural(batch.total_files, 'file')}, "
+                f"{format_size(batch.total_size)}, pipeline {batch.pipeline} (id {batch.id})"
+            )
         )
     return 0
 
@@ -171,8 +181,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(batch.base_directory_name)
     details = [
         ("Status", batch.status),
-        ("Description", batch.render_description),
-        ("Pipeline", batch.pipeline),
+        ("Description", visible(batch.render_description)),
+        ("Pipeline", visible(batch.pipeline)),
         (
             "Jobs",
             f"{batch.total_files} ({batch.queued_count} queued, {batch.processing_count} "
@@ -180,7 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"{batch.cancelled_count} cancelled)",
         ),
         ("Size", format_size(batch.total_size)),
-        ("Created", f"{local_time(batch.created_at)} by {batch.created_by}"),
+        ("Created", f"{local_time(batch.created_at)} by {visible(batch.created_by)}"),
         ("Completed", local_time(batch.completed_at) or "-"),
         ("Finished", local_time(batch.finished_at) or "-"),
         ("Id", str(batch.id)),

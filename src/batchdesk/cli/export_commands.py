@@ -5,7 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchdesk.app import open_app
-from batchdesk.cli.output import ProgressLine, err, print_json
+from batchdesk.cli.output import ProgressLine, err, print_json, visible
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
 from batchdesk.export.atomic_file import TargetExists
@@ -27,8 +27,10 @@ def _report(summary: ExportSummary, as_json: bool, what: str) -> int:
     for warning in summary.warnings:
         err(f"Warning: {warning}")
     print(
-        f"{what} {summary.batch} to {summary.path}: "
-        f"{plural(summary.files, 'file')}, {format_size(summary.bytes)}."
+        visible(
+            f"{what} {summary.batch} to {summary.path}: "
+            f"{plural(summary.files, 'file')}, {format_size(summary.bytes)}."
+        )
     )
     return 0
 

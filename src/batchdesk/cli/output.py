@@ -1,6 +1,7 @@
 """What the command line prints: sentences on stderr, JSON and tables on stdout."""
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -8,10 +9,30 @@ from typing import Any
 
 from batchdesk.domain.units import format_size
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts sequences
+# that recolour, move the cursor, clear the screen or set the window title), DEL, the line and
+# paragraph separators, and the bidirectional marks, embeddings, overrides and isolates
+# (U+202E shows what follows right to left, so a name can reorder a table's columns).
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """Return `text` with every terminal control character written out, e.g. `\\x1b`, `\\u202e`.
+
+    For everything printed for people that came from people or files: descriptions, file
+    names, errors, who submitted. `--json` prints the values exactly.
+    """
+    return _INVISIBLE.sub(_escape, text)
+
 
 def err(message: str) -> None:
-    """Print one sentence for a person on stderr."""
-    print(message, file=sys.stderr, flush=True)
+    """Print one sentence for a person on stderr, control characters made visible."""
+    print(visible(message), file=sys.stderr, flush=True)
 
 
 def print_json(value: Any) -> None:
@@ -31,8 +52,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def short(text: str, width: int) -> str:
-    """Return `text` on one line, cut with an ellipsis to at most `width` characters."""
-    text = " ".join(text.split())
+    """Return `text` on one line, made visible, cut with an ellipsis to at most `width`."""
+    text = visible(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
