@@ -37,7 +37,8 @@ def open_database(
     try:
         if upgrade:
             migrations_runner.upgrade(database)
-            pipeline_store.install_missing(database, default_pipelines())
+            if database.access is None or database.access.may_write:  # not for a viewer
+                pipeline_store.install_missing(database, default_pipelines())
     except BaseException:
         database.close()
         raise

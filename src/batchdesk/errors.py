@@ -32,6 +32,16 @@ class DatabaseUnavailable(KnownError):
     """The database cannot be reached, or refused the connection."""
 
 
+class AccessDenied(KnownError):
+    """The database role lacks a right that what was asked needs (or its transactions are
+    read-only); waiting does not help, the database's owner granting it does."""
+
+
+class DatabaseProblem(KnownError):
+    """The database server said no for a reason of its own: a full disk, a timeout its
+    administrator set, a damaged table."""
+
+
 class SchemaMismatch(KnownError):
     """The database schema is newer than this batchdesk, or missing where it must exist."""
 

@@ -732,6 +732,35 @@ def test_a_connection_that_fails_never_shows_its_password(cli: Cli) -> None:
     assert_one_sentence(malformed, 2)
 
 
+def test_a_lock_timeout_the_administrator_set_is_one_sentence(
+    cli: Cli, database_conninfo: str
+) -> None:
+    impatient = make_conninfo(database_conninfo, options="-c lock_timeout=200")
+    with psycopg.connect(database_conninfo) as holder:
+        holder.execute("LOCK TABLE batches IN ACCESS EXCLUSIVE MODE")  # held until the end
+        run = cli.run("--database-url", impatient, "list")
+
+    sentence = assert_one_sentence(run, 1)
+    assert sentence.startswith("The database "), sentence
+    assert "could not do it: canceling statement due to lock timeout" in sentence
+
+
+def test_an_unexpected_database_error_is_one_sentence_with_the_details_in_the_log(
+    cli: Cli, database_conninfo: str
+) -> None:
+    # Someone edited the tables by hand: a column batchdesk reads is gone.
+    with psycopg.connect(database_conninfo, autocommit=True) as connection:
+        connection.execute("ALTER TABLE batches DROP COLUMN monday_item_id")
+
+    run = cli.run("--database-url", database_conninfo, "list", "--json")
+
+    sentence = assert_one_sentence(run, 1)
+    assert "monday_item_id" in sentence
+    log_file = cli.home / "logs" / "cli.log"
+    assert f"details in {log_file}" in sentence
+    assert "Traceback" in log_file.read_text(encoding="utf-8")
+
+
 # --- a studio server ---------------------------------------------------------------------------
 
 

@@ -26,6 +26,8 @@ from batchdesk.errors import KnownError
 if TYPE_CHECKING:
     from batchdesk.settings import AppPaths
 
+log = logging.getLogger(__name__)
+
 LOG_FILE_NAME = "cli.log"  # the window's is batchdesk.log, in the same folder
 _LOG_FILE_BYTES = 5 * 1024 * 1024
 _LOG_FILES_KEPT = 3
@@ -265,11 +267,24 @@ def route_logs(paths: "AppPaths") -> Path | None:
     return log_file
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    psycopg = sys.modules.get("psycopg")  # never imported just to ask
+    return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
+def _database_error_sentence(exc: BaseException, log_file: Path | None) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = (lines[0] if lines else type(exc).__name__).rstrip(".")
+    where = f" (details in {log_file})" if log_file else ""
+    return f"The database answered with an error batchdesk did not expect: {reason}{where}."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     # A polite kill (service stop, logout) unwinds like Ctrl+C, so the embedded server is let go.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     command_name: str | None = None
+    log_file: Path | None = None
     try:
         args = build_parser().parse_args(argv)
         command_name = args.command
@@ -280,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from batchdesk.settings import AppPaths
 
-            route_logs(AppPaths.from_environment())
+            log_file = route_logs(AppPaths.from_environment())
         module, name = COMMANDS["self-test" if args.self_test else args.command]
         command: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), name
@@ -296,3 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `batchdesk list | head`: the reader left; that is not an error.
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise  # a bug: its traceback is what fixes it
+        # What translate_errors does not know (a statement batchdesk got wrong, most likely):
+        # one sentence here, the traceback in the log.
+        log.error("unexpected database error", exc_info=exc)
+        err(_database_error_sentence(exc, log_file))
+        return 1

@@ -78,6 +78,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             f"No PNG files to submit: {plural(len(selection.rejected), 'path')} skipped."
         )
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("submitting")
         request = SubmissionRequest(
             files=selection.files,
             source_paths=tuple(Path(p) for p in args.paths),
@@ -233,6 +234,7 @@ def _confirm(prompt: str) -> bool:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("deleting")
         with app.database.connect() as connection:
             batches = [batch_queries.find_batch(connection, ref) for ref in args.batches]
         unique = list({b.id: b for b in batches}.values())

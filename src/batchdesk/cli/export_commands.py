@@ -85,6 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_deliver(args: argparse.Namespace) -> int:
     line = ProgressLine()
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("delivering")  # it records when and where the batch went
         folder = args.to or app.settings.delivery_folder
         if not folder:
             raise InvalidRequest(

@@ -53,6 +53,7 @@ class EventPrinter:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("running jobs")
         threads = args.threads or app.settings.worker_threads
         if threads < 1:
             raise InvalidRequest(f"A worker needs at least 1 thread, not {threads}.")
@@ -99,6 +100,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("retrying")
         with app.database.connect() as connection:
             batch = batch_queries.find_batch(connection, args.batch)
         count = job_queue.retry_batch(app.database, batch.id)
@@ -111,6 +113,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
+        app.database.require_write("cancelling")
         with app.database.connect() as connection:
             batch = batch_queries.find_batch(connection, args.batch)
         result = job_queue.cancel_batch(app.database, batch.id)

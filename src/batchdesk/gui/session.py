@@ -11,7 +11,7 @@ import os
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from batchdesk.app import AppContext, open_database
-from batchdesk.errors import DatabaseUnavailable, KnownError, SchemaMismatch
+from batchdesk.errors import AccessDenied, DatabaseUnavailable, KnownError, SchemaMismatch
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
 
@@ -25,7 +25,7 @@ class DatabaseSession(QObject):
     status_changed = Signal(str)  # what is happening, for the status bar
     connected = Signal(object)  # the AppContext, once
     unavailable = Signal(str)  # a sentence; another attempt follows in retry_seconds
-    refused = Signal(str)  # a sentence; waiting cannot help (a schema newer than this program)
+    refused = Signal(str)  # a sentence; waiting cannot help (a newer schema, a missing right)
     connection_lost = Signal(str)
     connection_restored = Signal()
 
@@ -87,7 +87,8 @@ class DatabaseSession(QObject):
     def _on_open_failed(self, error: KnownError) -> None:
         if self._closed:
             return
-        if isinstance(error, SchemaMismatch):  # only installing a newer batchdesk helps
+        # Only a newer batchdesk, or the database's owner (an upgrade, a GRANT), can help.
+        if isinstance(error, SchemaMismatch | AccessDenied):
             self.refused.emit(str(error))
             return
         self.unavailable.emit(str(error))

@@ -123,6 +123,13 @@ class Workspace(QObject):
         """
         self.stats.refresh()
         self.live.start()
+        access = self.context.database.access
+        if access is not None and not access.may_write:  # a viewer's role: nothing to run
+            run_jobs = False
+            self.message.emit(
+                f"The database role {access.role} may only read: this computer runs no jobs, "
+                "and submitting or changing batches is refused."
+            )
         if run_jobs:  # the view asks for the first page when it lays out, just after this
             self.model.loading_changed.connect(self._start_runner_after_first_page)
 
@@ -133,7 +140,8 @@ class Workspace(QObject):
 
     def connection_restored(self, *, run_jobs: bool) -> None:
         self.apply_batch_changes(None)
-        if run_jobs and not self.runner.enabled:
+        access = self.context.database.access
+        if run_jobs and not self.runner.enabled and (access is None or access.may_write):
             self.runner.start()
 
     def refresh(self) -> None:

@@ -14,10 +14,12 @@ from functools import partial
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from batchdesk.errors import DatabaseUnavailable
+from batchdesk.errors import AccessDenied, DatabaseProblem, DatabaseUnavailable
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage import conninfo as conninfo_text
 from batchdesk.storage import credentials
+from batchdesk.storage.access import ROLES_HELP, RoleAccess, read_access, write_refusal
+from batchdesk.storage.access import require_write as require_write_access
 from batchdesk.storage.embedded import EmbeddedServer
 from batchdesk.storage.pool import Connection, ConnectionPool, PoolClosed
 
@@ -90,6 +92,8 @@ class Database:
         self.conninfo = conninfo
         self.description = description
         self.embedded = embedded
+        # What the role may do; read with the schema's revision at start (migrations_runner).
+        self.access: RoleAccess | None = None
         self._connect = partial(psycopg.connect, _with_defaults(conninfo))
         self._pool = ConnectionPool(self._connect, keep_idle)
 
@@ -156,6 +160,22 @@ class Database:
                 yield connection
         except PoolClosed as exc:
             raise DatabaseUnavailable(f"The database {self.description} has been closed.") from exc
+        except AccessDenied as exc:
+            access = self.access
+            refused = isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege)
+            if not refused or access is None or access.may_write:
+                raise
+            # A viewer's change that no command checked first (the window's Submit, Delete):
+            # the same sentence as the command line's, naming the rights it lacks.
+            raise write_refusal(access, self.description, "changing batches") from exc
+
+    def require_write(self, action: str) -> None:
+        """Raise AccessDenied unless this role may change batchdesk's data ("submitting")."""
+        access = self.access
+        if access is None:
+            with self.connect() as connection:
+                access = self.access = read_access(connection)
+        require_write_access(access, self.description, action)
 
     def new_connection(self) -> Connection:
         """A connection outside the pool, for work that keeps one (the caller closes it)."""
@@ -170,13 +190,44 @@ class Database:
 
 @contextmanager
 def translate_errors(description: str) -> Iterator[None]:
-    """Turn a lost or refused connection into DatabaseUnavailable with a sentence to act on."""
+    """Turn what the server or the network did into a KnownError with a sentence to act on.
+
+    A lost or refused connection is DatabaseUnavailable; a right the role lacks (or read-only
+    transactions) is AccessDenied; a full disk, a timeout or lock timeout the administrator set,
+    or damage the server reports is DatabaseProblem. Anything else (a statement batchdesk got
+    wrong) stays a bug; deadlocks and serialization failures stay as they are, for the caller
+    to retry.
+    """
     try:
         yield
-    except psycopg.OperationalError as exc:
-        if _is_connection_problem(exc):
-            raise DatabaseUnavailable(_unavailable_message(description, exc)) from exc
-        raise
+    except psycopg.Error as exc:
+        known = _known_error(description, exc)
+        if known is None:
+            raise
+        raise known from exc
+
+
+def _known_error(description: str, exc: psycopg.Error) -> Exception | None:
+    if isinstance(exc, psycopg.OperationalError) and _is_connection_problem(exc):
+        return DatabaseUnavailable(_unavailable_message(description, exc))
+    state = exc.sqlstate or ""
+    reason = _first_line(exc)
+    if state == "42501":  # insufficient_privilege
+        return AccessDenied(f"The database {description} refused: {reason} ({ROLES_HELP}).")
+    if state == "25006":  # read_only_sql_transaction
+        return AccessDenied(
+            f"The database {description} is read-only for this role or server: {reason}."
+        )
+    # 53: insufficient resources (disk full, out of memory, too many connections); 57014: a
+    # statement_timeout; 55P03: a lock_timeout; 58: the server's own I/O; XX: damaged data.
+    if state.startswith(("53", "58", "XX")) or state in ("57014", "55P03"):
+        return DatabaseProblem(f"The database {description} could not do it: {reason}.")
+    return None
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else exc.__class__.__name__).rstrip(".")
 
 
 def _asks_for_a_password(error: DatabaseUnavailable) -> bool:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from batchdesk.errors import SchemaMismatch
+from batchdesk.storage.access import RoleAccess, read_access, refuse_migration, require_read
 from batchdesk.storage.database import Database, translate_errors
+from batchdesk.storage.pool import Connection
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -99,19 +101,32 @@ def _current_revision(connection: "sqlalchemy.Connection") -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def _stored_revision(database: Database) -> str | None:
+def _stored_revision(connection: Connection) -> str | None:
     """The schema's revision by plain SQL; None when there is no single one."""
-    with database.connect() as connection:
-        table = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
-        if table is None or table[0] is None:
-            return None
-        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    table = connection.execute("SELECT to_regclass('alembic_version')").fetchone()
+    if table is None or table[0] is None:
+        return None
+    rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def check_access(database: Database) -> tuple[RoleAccess, str | None]:
+    """Read the role's rights and the stored revision; refuse a role that may not read.
+
+    The rights are kept on `database.access` for the commands and the window to consult.
+    """
+    with database.connect() as connection:
+        access = read_access(connection)
+        database.access = access
+        stored = _stored_revision(connection) if access.may_read else None
+    require_read(access, database.description)
+    return access, stored
 
 
 def schema_status(database: Database) -> SchemaStatus:
     from alembic.script import ScriptDirectory
 
+    check_access(database)
     with alembic_connection(database) as connection:
         current = _current_revision(connection)
     script = ScriptDirectory.from_config(_config())
@@ -129,8 +144,13 @@ def _refuse_newer(status: SchemaStatus, description: str) -> None:
 
 
 def upgrade(database: Database) -> SchemaStatus:
-    """Bring the schema to this program's head revision; refuse a newer one."""
-    if _stored_revision(database) == HEAD_REVISION:
+    """Bring the schema to this program's head revision; refuse a newer one.
+
+    Also refuse, with a sentence naming who may, a role that may not read batchdesk's tables,
+    or may not change the schema when it needs changing.
+    """
+    access, stored = check_access(database)
+    if stored == HEAD_REVISION:
         return SchemaStatus(current=HEAD_REVISION, head=HEAD_REVISION, known=True)
     from alembic import command
     from sqlalchemy import text
@@ -139,12 +159,14 @@ def upgrade(database: Database) -> SchemaStatus:
     _refuse_newer(status, database.description)
     if status.is_current:
         return status
+    if not access.may_migrate:
+        raise refuse_migration(access, database.description, status.current, status.head)
     config = _config()
     with alembic_connection(database, begin=True) as connection:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-    return schema_status(database)
+    return schema_status(database)  # which reads the role's rights on the new tables again
 
 
 def require_current(database: Database) -> None:
