@@ -22,6 +22,20 @@ from batchdesk.storage.conninfo import strip_password
 
 APP_NAME = "batchdesk"
 
+# Jobs one worker runs at once. The same on every machine, so a settings file or a service's
+# env file copied between machines means the same everywhere; each running job may hold a
+# database connection, and 64 stays below PostgreSQL's default max_connections (100). More
+# threads than cores only help jobs that wait (uploads, external tools); the memory budget
+# limits the rest.
+MAX_WORKER_THREADS = 64
+
+
+def threads_problem(value: int) -> str | None:
+    """Why `value` cannot be a worker's thread count, or None when it can."""
+    if 1 <= value <= MAX_WORKER_THREADS:
+        return None
+    return f"must be a whole number from 1 to {MAX_WORKER_THREADS}, not {value:,}"
+
 
 @dataclass(frozen=True)
 class AppPaths:
@@ -120,6 +134,10 @@ class Settings:
                 raise KnownError(f"The setting {key!r}{where} must be {kind}, not {value!r}.")
             values[key] = value
         settings = cls(**values)
+        problem = threads_problem(settings.worker_threads)
+        if problem:
+            where = f" in {source}" if source else ""
+            raise KnownError(f"The setting 'worker_threads'{where} {problem}.")
         settings.prefix_rule  # noqa: B018 - validates the pattern now, with a clear message
         return settings
 

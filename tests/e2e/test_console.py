@@ -5,8 +5,11 @@
   neither recolour the terminal, clear it, nor reorder a table's columns. `--json` is exact.
 - stderr holds the program's own sentences (and the worker's event lines) and nothing else:
   warnings and log lines of libraries and of batchdesk itself go to the log file.
+- `--threads` and the settings file's `worker_threads` take 1 to 64, else one sentence.
 """
 
+import json
+import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from batchdesk.settings import MAX_WORKER_THREADS
 from tests.database_fixtures import TestServer
 from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
 from tests.factories import make_png
@@ -213,3 +217,49 @@ err("The one sentence.")
     assert "UserWarning: Palette images with Transparency expressed in bytes" in logged
     assert "error ignored terminating <Copy [BAD]>: gone" in logged
     assert "a line for the log" in logged
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+
+def test_threads_out_of_range_are_refused_with_a_sentence_and_exit_2(home: Path) -> None:
+    runs = run_together(
+        home,
+        ["worker", "--drain", "--threads", "0"],
+        ["worker", "--drain", "--threads", "-1"],
+        ["worker", "--drain", "--threads", str(MAX_WORKER_THREADS + 1)],
+        ["worker", "--drain", "--threads", "100000"],
+        ["worker", "--drain", "--threads", "many"],
+    )
+
+    for run in runs:
+        sentence = assert_one_sentence(run, 2)
+        assert f"from 1 to {MAX_WORKER_THREADS}" in sentence, sentence
+        assert "--threads" in sentence, sentence
+        assert "100,000 threads" not in sentence
+
+
+@pytest.mark.parametrize("value", [0, -3, 100_000, MAX_WORKER_THREADS + 1])
+def test_worker_threads_out_of_range_in_the_settings_file_is_one_sentence(
+    home: Path, value: int
+) -> None:
+    settings = home / "config" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"worker_threads": value}), encoding="utf-8")
+
+    worker, listed = run_together(home, ["worker", "--drain"], ["list"])
+
+    for run in (worker, listed):
+        sentence = assert_one_sentence(run, 1)
+        assert "worker_threads" in sentence, sentence
+        assert str(settings) in sentence, sentence
+        assert f"from 1 to {MAX_WORKER_THREADS}" in sentence, sentence
+
+
+def test_threads_within_range_are_announced(home: Path) -> None:
+    run = batchdesk(home, "worker", "--drain", "--threads", str(MAX_WORKER_THREADS))
+
+    assert run.returncode == 0, run
+    [announced] = [line for line in run.stderr.splitlines() if line.startswith("Worker ")]
+    assert f"running {MAX_WORKER_THREADS} threads" in announced
+    assert os.cpu_count()  # the cap does not depend on it: the same on every machine

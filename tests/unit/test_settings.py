@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from batchdesk.errors import InvalidRequest, KnownError
-from batchdesk.settings import AppPaths, Settings
+from batchdesk.settings import MAX_WORKER_THREADS, AppPaths, Settings
 
 
 def test_a_missing_settings_file_gives_the_defaults(tmp_path: Path) -> None:
@@ -87,3 +87,22 @@ def test_numbers_and_text_are_refused_in_the_wrong_type(key: str, value: object,
 
 def test_optional_settings_may_be_null() -> None:
     assert Settings.from_dict({"database_url": None, "delivery_folder": None}) == Settings()
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_WORKER_THREADS + 1, 100_000])
+def test_worker_threads_out_of_range_are_refused_with_a_sentence(
+    tmp_path: Path, value: int
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"worker_threads": value}))
+    expected = (
+        rf"The setting 'worker_threads' in .*settings.json must be a whole number from 1 to "
+        rf"{MAX_WORKER_THREADS}, not {value:,}\."
+    )
+    with pytest.raises(KnownError, match=expected):
+        Settings.load(path)
+
+
+@pytest.mark.parametrize("value", [1, MAX_WORKER_THREADS])
+def test_worker_threads_from_1_to_the_cap_are_kept(value: int) -> None:
+    assert Settings.from_dict({"worker_threads": value}).worker_threads == value

@@ -39,6 +39,21 @@ class UsageError(KnownError):
     exit_code = 2
 
 
+def _thread_count(text: str) -> int:
+    from batchdesk.settings import MAX_WORKER_THREADS, threads_problem
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_WORKER_THREADS}, not {text!r}"
+        ) from None
+    problem = threads_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help).")
@@ -137,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     deliver.add_argument("--json", action="store_true", help="print the result as JSON")
 
     worker = commands.add_parser("worker", help="run jobs headless (a render node)")
-    worker.add_argument("--threads", type=int, help="jobs at once (default from settings: 2)")
+    worker.add_argument(
+        "--threads", type=_thread_count, help="jobs at once, 1 to 64 (default from settings: 2)"
+    )
     worker.add_argument(
         "--drain", action="store_true", help="exit once nothing is queued or running"
     )

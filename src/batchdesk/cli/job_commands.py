@@ -9,7 +9,6 @@ from pathlib import Path
 from batchdesk.app import open_app
 from batchdesk.cli.output import err, print_json, short, table
 from batchdesk.domain.units import plural
-from batchdesk.errors import InvalidRequest
 from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
 from batchdesk.jobs.pipeline_spec import parse_pipeline
 from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
@@ -54,9 +53,7 @@ class EventPrinter:
 def cmd_worker(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
         app.database.require_write("running jobs")
-        threads = args.threads or app.settings.worker_threads
-        if threads < 1:
-            raise InvalidRequest(f"A worker needs at least 1 thread, not {threads}.")
+        threads = args.threads or app.settings.worker_threads  # both checked: 1 to 64
         config = RunnerConfig(
             threads=threads,
             max_pixels=app.settings.max_megapixels * 1_000_000,

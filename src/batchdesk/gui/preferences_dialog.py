@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from batchdesk.domain.naming import PrefixRule
 from batchdesk.errors import KnownError
-from batchdesk.settings import AppPaths, Settings
+from batchdesk.settings import MAX_WORKER_THREADS, AppPaths, Settings
 from batchdesk.storage import conninfo as conninfo_text
 from batchdesk.storage import credentials
 from batchdesk.storage.database import server_version
@@ -47,7 +47,6 @@ from batchdesk.gui.background import BackgroundTasks, TaskContext
 from batchdesk.gui.theme import THEMES, theme_name
 
 TEST_TIMEOUT_SECONDS = 5
-MAX_WORKER_THREADS = 64
 URL_PLACEHOLDER = "postgresql://USER@HOST:PORT/DATABASE"
 
 
