@@ -183,7 +183,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def test_python_warnings_and_library_log_lines_reach_the_log_file_not_stderr(
+def test_python_warnings_and_library_log_lines_reach_the_log_file_not_stderr_without_passwords(
     home: Path,
 ) -> None:
     # Pillow's real warning (a palette image with per-entry transparency), psycopg's logger and
@@ -200,6 +200,7 @@ image.info["transparency"] = bytes([0, 128, 255])
 image.convert("RGB")
 logging.getLogger("psycopg").warning("error ignored terminating %s: %s", "<Copy [BAD]>", "gone")
 logging.getLogger("batchdesk.storage").warning("a line for the log")
+logging.getLogger("psycopg").warning("lost postgresql://anna:s3cret@db/studio password=s3cret")
 err("The one sentence.")
 """
     run = subprocess.run(
@@ -217,6 +218,8 @@ err("The one sentence.")
     assert "UserWarning: Palette images with Transparency expressed in bytes" in logged
     assert "error ignored terminating <Copy [BAD]>: gone" in logged
     assert "a line for the log" in logged
+    assert "lost postgresql://anna:***@db/studio password=***" in logged  # as the window's log
+    assert "s3cret" not in logged
 
 
 # --- threads -----------------------------------------------------------------------------------

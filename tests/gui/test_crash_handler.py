@@ -24,7 +24,6 @@ from batchdesk.gui.crash_handler import (
     CrashHandler,
     install_crash_handler,
     previous_crash_report,
-    redact,
 )
 
 SECRET = "s3cret-pw"
@@ -172,29 +171,6 @@ def test_no_report_holds_a_password(
     for text in (shown, _read(handler), capsys.readouterr().err):
         assert "ValueError" in text
         assert SECRET not in text
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("postgresql://anna:pw@db/x", "postgresql://anna:***@db/x"),
-        ("postgresql+psycopg://anna:p%40ss@db:5432/x", "postgresql+psycopg://anna:***@db:5432/x"),
-        ("postgresql://anna@db/x", "postgresql://anna@db/x"),
-        ("https://db.studio:8080/a@b", "https://db.studio:8080/a@b"),
-        ("host=db password=pw user=anna", "host=db password=*** user=anna"),
-        ("host=db password = 'p w\\'x' user=anna", "host=db password = *** user=anna"),
-        ("'host=db password=pw'", "'host=db password=***'"),
-        ("PGPASSWORD=pw psql", "PGPASSWORD=*** psql"),
-        (
-            "postgresql://db/x?sslmode=require&password=pw&user=a",
-            "postgresql://db/x?sslmode=require&password=***&user=a",
-        ),
-        ("{'password': 'pw', 'user': 'a'}", "{'password': '***', 'user': 'a'}"),
-        ('{"password": "pw"}', "{\"password\": '***'}"),
-    ],
-)
-def test_redact_removes_passwords_from_urls_conninfo_and_mappings(text: str, expected: str) -> None:
-    assert redact(text) == expected
 
 
 def test_a_hard_crash_is_offered_once_at_the_next_start(qapp: QApplication, log_dir: Path) -> None:

@@ -22,6 +22,7 @@ from batchdesk import __version__
 from batchdesk.cli.output import err
 from batchdesk.domain.batch_query import SORT_COLUMNS
 from batchdesk.errors import KnownError
+from batchdesk.redaction import RedactingFormatter
 
 if TYPE_CHECKING:
     from batchdesk.settings import AppPaths
@@ -275,7 +276,7 @@ def route_logs(paths: "AppPaths") -> Path | None:
         handler = logging.StreamHandler()
         log_file = None
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.addHandler(handler)

@@ -17,7 +17,6 @@ import datetime
 import faulthandler
 import logging
 import logging.handlers
-import re
 import sys
 import threading
 import traceback
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from batchdesk.errors import FileProblem, KnownError
+from batchdesk.redaction import RedactingFormatter, redact
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +50,6 @@ OLD_CRASH_LOGS_KEPT = 5
 MAX_CRASH_REPORT_CHARS = 200_000  # a dump of many threads is long; the start is what matters
 _LOG_FILE_BYTES = 5 * 1024 * 1024
 _LOG_FILES_KEPT = 3
-
-# postgresql://anna:secret@db -> postgresql://anna:***@db (any scheme; '/' cannot be in it).
-_URL_PASSWORD = re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]*@", re.IGNORECASE)
-# ?sslmode=require&password=secret in a URL's query.
-_QUERY_PASSWORD = re.compile(r"(?P<keep>[?&]password=)[^&\s'\"#]*", re.IGNORECASE)
-# libpq's key=value form (also PGPASSWORD=...): a quoted value, or a bare one up to a space.
-_CONNINFO_PASSWORD = re.compile(
-    r"(?<![?&])(?P<keep>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|(?:[^\s'\"\\]|\\.)+)", re.IGNORECASE
-)
-# {'password': 'secret'} in a repr, "password": "secret" in JSON.
-_MAPPING_PASSWORD = re.compile(
-    r"(?P<keep>['\"]password['\"]\s*:\s*)(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """Return `text` with every database password it holds replaced by `***`."""
-    text = _URL_PASSWORD.sub(r"\g<keep>***@", text)
-    text = _QUERY_PASSWORD.sub(r"\g<keep>***", text)
-    text = _CONNINFO_PASSWORD.sub(r"\g<keep>***", text)
-    return _MAPPING_PASSWORD.sub(r"\g<keep>'***'", text)
-
-
-class _RedactingFormatter(logging.Formatter):
-    """Redacts the whole formatted record, traceback included (a filter sees only the message)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
 
 
 def previous_crash_report(log_dir: Path) -> str | None:
@@ -213,7 +184,7 @@ class CrashHandler(QObject):
                 f"Cannot write batchdesk's logs in {self.log_dir}: {exc.strerror}."
             ) from exc
         handler.setFormatter(
-            _RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
         )
         logging.getLogger("batchdesk").addHandler(handler)
         self._log_handler = handler
