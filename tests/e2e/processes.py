@@ -72,3 +72,26 @@ def run_together(
         Run(argv, process.returncode, out, err)
         for argv, process, (out, err) in zip(argvs, processes, outputs, strict=True)
     ]
+
+
+def thread_states(pid: int) -> list[str]:
+    """Return the state letter of each thread of process `pid` (R, S, T, ...), from /proc."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            stat = (task / "stat").read_text()
+            # "tid (comm) state ...": comm may hold ") ", so the state follows the last one.
+            states.append(stat[stat.rindex(")") + 2])
+    return states
+
+
+def command_lines() -> list[str]:
+    """Return the command line of every process on this machine, from /proc (no `ps` needed)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            lines.append(b" ".join(argv).decode(errors="replace"))
+    return lines

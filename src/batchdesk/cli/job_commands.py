@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from batchdesk.app import open_app
+from batchdesk.cli.interruptible_wait import wait_interruptibly
 from batchdesk.cli.output import err, print_json, short, table
 from batchdesk.domain.units import plural
 from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
@@ -77,10 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 f"{app.database.description}"
                 + (" until the queue is empty." if args.drain else ".")
             )
-            if args.drain:
-                runner.drained.wait()
-            else:
-                threading.Event().wait()
+            wait_interruptibly(runner.drained if args.drain else None)
         except KeyboardInterrupt:
             err("Stopping: giving back the jobs that have not finished...")
         except SystemExit:  # SIGTERM (a service stop): the same, then exit 143 as killed
