@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.processes import environment_for
+from tests.e2e.processes import command_lines, environment_for
 from tests.filesystems import mount_tmpfs
 
 XDG_HOMES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
@@ -41,10 +41,7 @@ def postgres_serving(folder: Path) -> list[str]:
 
     The machine may run other servers (a system PostgreSQL, other tests' embedded ones).
     """
-    found = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return [
-        line for line in found.stdout.splitlines() if "postgres" in line and str(folder) in line
-    ]
+    return [line for line in command_lines() if "postgres" in line and str(folder) in line]
 
 
 def self_test_homes(folder: Path) -> list[str]:
