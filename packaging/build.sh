@@ -6,18 +6,18 @@
 #   packaging/build.sh            bundle + .deb
 #   packaging/build.sh --bundle   the bundle only
 #
-# Needs Python 3.11+ and the network (PyPI) the first time; the build tools go into build/venv,
-# never into .venv. Prints the sizes and the time it took.
+# Needs Python 3.11+ (with python3-venv, which scripts/create-venv installs when run as root) and
+# the network (PyPI) the first time; the build tools go into build/venv, never into .venv.
+# Prints the sizes and the time it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 bundle_only=false
 [[ "${1:-}" == "--bundle" ]] && bundle_only=true
 
-python=${PYTHON:-python3}
 if [[ ! -x build/venv/bin/python ]]; then
     echo "Creating build/venv for the build tools..." >&2
-    "$python" -m venv build/venv
+    scripts/create-venv build/venv  # installs python3-venv first where it is missing (root)
 fi
 echo "Installing PyInstaller and batchdesk (from this checkout) into build/venv..." >&2
 build/venv/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/requirements.txt
@@ -50,9 +50,11 @@ fi
 arch=$(dpkg --print-architecture)
 root=build/deb/root
 rm -rf build/deb
-mkdir -p "$root/DEBIAN" "$root/opt" "$root/usr/bin" "$root/usr/share/applications" \
+mkdir -p "$root/DEBIAN" "$root/usr/lib" "$root/usr/bin" "$root/usr/share/applications" \
     "$root/lib/systemd/system" "$root/usr/share/doc/batchdesk/examples"
-cp -a dist/batchdesk "$root/opt/batchdesk"
+# In /usr/lib, not /opt: dpkg removes the folders a package shipped once they are empty, and
+# no Debian package owns /opt, so purging one that ships /opt/x removes a pre-existing empty /opt.
+cp -a dist/batchdesk "$root/usr/lib/batchdesk"
 install -m 755 packaging/debian/batchdesk.sh "$root/usr/bin/batchdesk"
 install -m 644 resources/batchdesk.desktop "$root/usr/share/applications/batchdesk.desktop"
 for png in resources/icons/batchdesk-*.png; do

@@ -1,3 +1,3 @@
 #!/bin/sh
-# /usr/bin/batchdesk: the bundle in /opt/batchdesk, with whatever arguments were given.
-exec /opt/batchdesk/batchdesk "$@"
+# /usr/bin/batchdesk: the bundle in /usr/lib/batchdesk, with whatever arguments were given.
+exec /usr/lib/batchdesk/batchdesk "$@"
