@@ -6,8 +6,8 @@
 #   packaging/build.sh            bundle + .deb
 #   packaging/build.sh --bundle   the bundle only
 #
-# Needs Python 3.11+ (with python3-venv, which scripts/create-venv installs when run as root) and
-# the network (PyPI) the first time; the build tools go into build/venv, never into .venv.
+# Needs Python 3.11+ and the network (PyPI) the first time; python3-venv and binutils are installed
+# when missing if it runs as root with apt-get; the build tools go into build/venv, never into .venv.
 # Prints the sizes and the time it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,14 @@ if [[ ! -x build/venv/bin/python ]]; then
     echo "Creating build/venv for the build tools..." >&2
     scripts/create-venv build/venv  # installs python3-venv first where it is missing (root)
 fi
+# PyInstaller reads the bundle's libraries with objdump and bundles Python's shared library.
+needed=()
+command -v objdump >/dev/null || needed+=(binutils)
+read -r libdir libpython python_version < <(build/venv/bin/python -c 'import sys, sysconfig as s
+print(s.get_config_var("LIBDIR"), s.get_config_var("INSTSONAME"), "%d.%d" % sys.version_info[:2])')
+[[ -e "$libdir/$libpython" ]] || PATH="$PATH:/sbin:/usr/sbin" ldconfig -p | grep -qF "$libpython " \
+    || needed+=("libpython$python_version")
+(( ${#needed[@]} == 0 )) || scripts/apt-install "PyInstaller needs" "${needed[@]}"
 echo "Installing PyInstaller and batchdesk (from this checkout) into build/venv..." >&2
 build/venv/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/requirements.txt
 # Not editable: the bundle must hold the package as installed, with its data files.
