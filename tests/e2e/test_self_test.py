@@ -5,8 +5,10 @@ BATCHDESK_HOME) that the self-test must never write to, and its own TMPDIR for t
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,10 +51,13 @@ def self_test_homes(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def temp(tmp_path: Path) -> Path:
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    return folder
+def temp() -> Iterator[Path]:
+    # Not under pytest's own temporary root: another pytest session run as root at the same
+    # time sets that back to 0700, and the embedded server's `pgserver` account (root runs it
+    # as that user) could then no longer reach its data directory.
+    folder = Path(tempfile.mkdtemp(prefix="batchdesk-self-test-temp-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
