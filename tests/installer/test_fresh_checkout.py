@@ -82,3 +82,7 @@ def test_a_clean_checkout_installs_tests_and_runs_on_a_fresh_debian(tmp_path: Pa
         assert ran.stdout.startswith("self-test passed: PL_DXB_"), ran.stdout
         assert ran.stderr == "", "the complete .venv was installed again"
         assert debian.processes() == []
+        # Root's embedded server runs as a system account with no shell, not a person's login.
+        account = debian.run("getent", "passwd", "pgserver").stdout.strip().split(":")
+        assert int(account[2]) < 1000, account
+        assert account[6] == "/usr/sbin/nologin", account

