@@ -80,7 +80,7 @@ def main() -> int:
         submit_files(
             app,
             [render(renders / "b" / f"QX_ABC7_{v}.png", 2, i) for i, v in enumerate(views[:3])]
-            + [_truncated(renders / "b" / "QX_ABC7_detail.png")],
+            + [_damaged(renders / "b" / "QX_ABC7_detail.png")],
             "Lamp Aurora, retouch round 2",
             "ecommerce-square",
         )
@@ -110,9 +110,15 @@ def campaign(folder: Path) -> list[Path]:
     return paths
 
 
-def _truncated(path: Path) -> Path:
-    whole = render(path, 5, 1).read_bytes()
-    path.write_bytes(whole[: len(whole) // 3])  # the job fails: the file ends early
+def _damaged(path: Path) -> Path:
+    """A render whose chunks are all there but whose image data is corrupt: the job fails."""
+    content = bytearray(render(path, 5, 1).read_bytes())
+    offset = 8  # after the signature: find the first image data chunk
+    while content[offset + 4 : offset + 8] != b"IDAT":
+        offset += 12 + int.from_bytes(content[offset : offset + 4], "big")
+    middle = offset + 8 + int.from_bytes(content[offset : offset + 4], "big") // 2
+    content[middle : middle + 8] = bytes(255 - b for b in content[middle : middle + 8])
+    path.write_bytes(bytes(content))
     return path
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from batchdesk.domain.file_selection import select_files
+from batchdesk.domain.file_selection import PNG_SIGNATURE, select_files
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
 
@@ -24,6 +24,23 @@ def make_png(path: Path, size: tuple[int, int] = (8, 8), mode: str = "RGB", seed
     else:
         colour = (seed % 256, (seed // 256) % 256, (seed // 65536) % 256)
     Image.new(mode, size, colour).save(path, format="PNG")
+    return path
+
+
+def make_damaged_png(path: Path, size: tuple[int, int] = (256, 256), seed: int = 0) -> Path:
+    """Write a PNG whose chunks are all there but whose image data is corrupt.
+
+    Submitting accepts it (its structure is whole), and the job fails on it: the damage a bad
+    disk or a broken copy leaves inside a file, rather than at its end.
+    """
+    content = bytearray(make_png(path, size=size, seed=seed).read_bytes())
+    offset = len(PNG_SIGNATURE)
+    while content[offset + 4 : offset + 8] != b"IDAT":
+        offset += 12 + int.from_bytes(content[offset : offset + 4], "big")
+    length = int.from_bytes(content[offset : offset + 4], "big")
+    middle = offset + 8 + length // 2
+    content[middle : middle + 4] = bytes(255 - b for b in content[middle : middle + 4])
+    path.write_bytes(bytes(content))
     return path
 
 

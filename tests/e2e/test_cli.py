@@ -386,6 +386,26 @@ def test_submit_of_only_empty_files_exits_1(cli: Cli, tmp_path: Path) -> None:
     assert cli.run("list", "--customer", "ZB_EMPTY", "--json").json() == []
 
 
+def test_submit_skips_a_png_cut_short_and_says_why_before_uploading(
+    cli: Cli, tmp_path: Path
+) -> None:
+    whole = make_png(tmp_path / "SB_CUT191_view0.png", size=(1600, 1200))
+    cut = tmp_path / "SB_CUT192_view1.png"
+    cut.write_bytes(whole.read_bytes()[:100])  # an unfinished copy: the header is intact
+
+    run = cli.run("submit", "--json", whole, cut)
+
+    assert run.returncode == 0, run
+    result = run.json()
+    assert [batch["total_files"] for batch in result["batches"]] == [1]
+    assert result["skipped"] == [
+        {
+            "path": str(cut),
+            "reason": "damaged PNG: the file is incomplete (cut short at 100 bytes)",
+        }
+    ]
+
+
 def test_a_10000_character_description_is_refused_naming_the_limit(
     cli: Cli, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.e2e.processes import COMMAND_TIMEOUT, environment_for, run_together, thread_states
-from tests.factories import make_png
+from tests.factories import make_damaged_png, make_png
 from tests.integration.jobs_support import add_slow_pipeline
 
 
@@ -35,10 +35,8 @@ def batchdesk(home: Path, *args: str | Path) -> tuple[int, str, str]:
 @pytest.mark.slow
 def test_a_drained_worker_runs_a_submitted_batch_to_completion_and_exits(home: Path) -> None:
     good = [make_png(home / "in" / f"PL_DXB{191 + i}_v.png", seed=i) for i in range(3)]
-    empty_named_png = home / "in" / "PL_DXB199_cut.png"
-    whole = make_png(home / "whole.png", size=(64, 64), seed=9).read_bytes()
-    empty_named_png.write_bytes(whole[:60])  # a PNG signature, then the file ends
-    code, out, err = batchdesk(home, "submit", "--json", *good, empty_named_png)
+    damaged = make_damaged_png(home / "in" / "PL_DXB199_cut.png", size=(64, 64), seed=9)
+    code, out, err = batchdesk(home, "submit", "--json", *good, damaged)
     assert code == 0, err
     name = json.loads(out)["batches"][0]["base_directory_name"]
 

@@ -19,7 +19,7 @@ from batchdesk.export import zip_export
 from batchdesk.storage import batch_queries
 from batchdesk.storage.batch_queries import BatchRow
 from batchdesk.storage.database import Database
-from tests.factories import make_batch, make_png
+from tests.factories import make_batch, make_damaged_png, make_png
 from tests.integration.jobs_support import run_all_jobs, submit_paths
 
 from batchdesk.gui.background import BackgroundTasks
@@ -238,10 +238,8 @@ def test_a_batch_with_a_failed_job_exports_with_a_visible_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     good = make_png(tmp_path / "PL_DXB191_good.png", size=(64, 64))
-    whole = make_png(tmp_path / "whole.png", size=(256, 256), seed=99).read_bytes()
-    truncated = tmp_path / "PL_DXB192_cut.png"
-    truncated.write_bytes(whole[: len(whole) // 2])
-    name = submit_paths(database, [good, truncated])
+    damaged = make_damaged_png(tmp_path / "PL_DXB192_cut.png", size=(256, 256), seed=99)
+    name = submit_paths(database, [good, damaged])
     run_all_jobs(database)
     batch = find_batch(database, name)
     answer_save(monkeypatch, out / f"{name}.zip")

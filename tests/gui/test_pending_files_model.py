@@ -31,12 +31,17 @@ NAME, SIZE, DIMENSIONS, PREFIX, STATUS = range(5)
 
 
 def write_png_header(path: Path, width: int, height: int) -> Path:
-    """Write a PNG that is only a header claiming `width` x `height`, like a decompression bomb."""
+    """Write a whole PNG claiming `width` x `height` with a few bytes of data, like a bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
-    chunk += struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-    path.write_bytes(PNG_SIGNATURE + chunk + end)
+    idat = zlib.compress(b"\x00" * 64)  # far too little for the pixels: a job would find out
+    path.write_bytes(
+        PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
     return path
 
 

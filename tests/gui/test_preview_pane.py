@@ -12,7 +12,7 @@ from batchdesk.domain.units import format_size
 from batchdesk.storage import batch_queries
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
-from tests.factories import make_png
+from tests.factories import make_damaged_png, make_png
 from tests.integration.jobs_support import run_all_jobs, submit_paths
 
 from batchdesk.gui.background import BackgroundTasks
@@ -76,10 +76,8 @@ def test_a_completed_job_shows_before_and_after_with_sizes(
 def test_a_failed_job_shows_its_error_and_no_output(
     qtbot: QtBot, pane: PreviewPane, database: Database, tmp_path: Path
 ) -> None:
-    whole = make_png(tmp_path / "whole.png", size=(256, 256), seed=99).read_bytes()
-    truncated = tmp_path / "PL_DXB192_cut.png"
-    truncated.write_bytes(whole[: len(whole) // 2])
-    name = submit_paths(database, [truncated])
+    damaged = make_damaged_png(tmp_path / "PL_DXB192_cut.png", size=(256, 256), seed=99)
+    name = submit_paths(database, [damaged])
     run_all_jobs(database)
     _batch, (job,) = batch_and_jobs(database, name)
 

@@ -25,7 +25,7 @@ from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
 from batchdesk.storage import batch_queries, blob_store
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
-from tests.factories import make_batch, make_png
+from tests.factories import make_batch, make_damaged_png, make_png
 from tests.integration.jobs_support import SLOW_COPY, add_slow_pipeline
 
 
@@ -104,10 +104,8 @@ def test_a_bad_file_fails_alone_with_a_sentence_and_the_rest_of_the_batch_runs(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     good = make_png(tmp_path / "PL_DXB191_good.png", size=(64, 64))
-    whole = make_png(tmp_path / "whole.png", size=(256, 256), seed=99).read_bytes()
-    truncated = tmp_path / "PL_DXB192_cut.png"
-    truncated.write_bytes(whole[: len(whole) // 2])
-    batch = submit_files(database, [good, truncated], "original").batches[0]
+    damaged = make_damaged_png(tmp_path / "PL_DXB192_cut.png", size=(256, 256), seed=99)
+    batch = submit_files(database, [good, damaged], "original").batches[0]
 
     with running(database) as (runner, _events):
         assert runner.drained.wait(60)

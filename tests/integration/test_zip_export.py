@@ -13,7 +13,7 @@ from batchdesk.errors import Cancelled, FileProblem, NotFound
 from batchdesk.export.transfer import ExportProgress
 from batchdesk.export.zip_export import default_zip_name, export_zip
 from batchdesk.storage.database import Database
-from tests.factories import make_batch, make_png
+from tests.factories import make_batch, make_damaged_png, make_png
 from tests.integration.jobs_support import run_all_jobs, submit_paths
 
 
@@ -160,8 +160,7 @@ def test_a_batch_with_failed_and_unfinished_jobs_exports_and_says_so(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     good = make_png(tmp_path / "PL_DXB191_good.png", seed=1)
-    bad = tmp_path / "PL_DXB191_bad.png"
-    bad.write_bytes(good.read_bytes()[:60])  # truncated: the job fails
+    bad = make_damaged_png(tmp_path / "PL_DXB191_bad.png", seed=2)  # the job fails
     name = submit_paths(database, [good, bad])
     run_all_jobs(database)
     later = make_png(tmp_path / "later" / "PL_DXB191_late.png", seed=9)

@@ -3,9 +3,11 @@
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,21 @@ def make_jpeg(path: Path, size: tuple[int, int] = (4, 4)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, (10, 120, 200)).save(path, format="JPEG")
     return path
+
+
+def chunk(kind: bytes, data: bytes = b"") -> bytes:
+    """Return one PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def chunks_of(content: bytes) -> list[tuple[int, bytes, int]]:
+    """Return (offset, type, length) of each chunk of a whole PNG."""
+    found, offset = [], len(PNG_SIGNATURE)
+    while offset < len(content):
+        length, kind = struct.unpack(">I4s", content[offset : offset + 8])
+        found.append((offset, kind, length))
+        offset += 12 + length
+    return found
 
 
 def make_file(path: Path, content: bytes = b"text") -> Path:
@@ -91,7 +108,7 @@ def test_accepted_file_records_absolute_path_name_and_size(tmp_path: Path) -> No
     selection = select_files([png])
 
     assert selection.files == (
-        SelectedFile(path=png, file_name="shot.png", size=png.stat().st_size),
+        SelectedFile(path=png, file_name="shot.png", size=png.stat().st_size, width=16, height=16),
     )
     assert selection.rejected == ()
     assert selection.total_size == png.stat().st_size
@@ -138,6 +155,88 @@ def test_zero_byte_png_is_rejected_as_empty(tmp_path: Path) -> None:
     empty = make_file(tmp_path / "empty.png", b"")
 
     assert reasons(select_files([empty])) == {empty: "empty file (0 bytes)"}
+
+
+def test_png_cut_short_after_an_intact_header_is_rejected_before_upload(tmp_path: Path) -> None:
+    whole = make_png(tmp_path / "whole.png", size=(1600, 1200)).read_bytes()
+    first_100 = make_file(tmp_path / "first_100.png", whole[:100])
+    half = make_file(tmp_path / "half.png", whole[: len(whole) // 2])
+
+    selection = select_files([first_100, half])
+
+    assert selection.files == ()
+    assert reasons(selection) == {
+        first_100: "damaged PNG: the file is incomplete (cut short at 100 bytes)",
+        half: f"damaged PNG: the file is incomplete (cut short at {len(whole) // 2:,} bytes)",
+    }
+
+
+def test_png_without_its_end_marker_is_rejected(tmp_path: Path) -> None:
+    whole = make_png(tmp_path / "whole.png", size=(64, 64)).read_bytes()
+    offset, kind, _length = chunks_of(whole)[-1]
+    assert kind == b"IEND"
+    no_end = make_file(tmp_path / "no_end.png", whole[:offset])
+
+    assert reasons(select_files([no_end])) == {
+        no_end: f"damaged PNG: the file is incomplete (no end marker after {offset:,} bytes)"
+    }
+
+
+def test_png_whose_chunk_length_points_past_the_end_is_rejected(tmp_path: Path) -> None:
+    content = bytearray(make_png(tmp_path / "whole.png", size=(64, 64)).read_bytes())
+    offset, kind, _length = chunks_of(bytes(content))[1]
+    assert kind == b"IDAT"
+    content[offset : offset + 4] = struct.pack(">I", 0x7FFF_FFF0)
+    too_long = make_file(tmp_path / "too_long.png", bytes(content))
+    content[offset : offset + 4] = struct.pack(">I", 0xFFFF_FFF0)  # more than PNG allows
+    impossible = make_file(tmp_path / "impossible.png", bytes(content))
+
+    assert reasons(select_files([too_long, impossible])) == {
+        too_long: f"damaged PNG: the file is incomplete (cut short at {len(content):,} bytes)",
+        impossible: f"damaged PNG: unreadable data at byte {offset:,}",
+    }
+
+
+def test_png_with_garbage_where_a_chunk_should_start_is_rejected(tmp_path: Path) -> None:
+    whole = make_png(tmp_path / "whole.png", size=(64, 64)).read_bytes()
+    offset, _kind, _length = chunks_of(whole)[-1]
+    garbled = make_file(
+        tmp_path / "garbled.png", whole[:offset] + b"\x00\x00\x00\x00\x01\x02\x03\x04"
+    )
+
+    assert reasons(select_files([garbled])) == {
+        garbled: f"damaged PNG: unreadable data at byte {offset:,}"
+    }
+
+
+def test_png_without_header_or_image_data_is_rejected(tmp_path: Path) -> None:
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0))
+    no_header = make_file(tmp_path / "no_header.png", PNG_SIGNATURE + chunk(b"IEND"))
+    no_pixels = make_file(tmp_path / "no_pixels.png", PNG_SIGNATURE + ihdr + chunk(b"IEND"))
+    zero = chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 64, 8, 2, 0, 0, 0))
+    empty_image = make_file(
+        tmp_path / "zero.png", PNG_SIGNATURE + zero + chunk(b"IDAT", b"x") + chunk(b"IEND")
+    )
+
+    assert reasons(select_files([no_header, no_pixels, empty_image])) == {
+        no_header: "damaged PNG: its header is cut short or missing",
+        no_pixels: "damaged PNG: it holds no image data",
+        empty_image: "damaged PNG: its header gives no pixels",
+    }
+
+
+def test_the_check_walks_the_chunks_without_decoding_the_pixels(tmp_path: Path) -> None:
+    # Image data that is not even zlib passes: inflating is the job's work (and its failure),
+    # while the check only proves that every chunk is there, so it stays fast on any size.
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 30_000, 20_000, 8, 6, 0, 0, 0))
+    idat = chunk(b"IDAT", b"not zlib at all" * 1000)
+    png = make_file(
+        tmp_path / "huge.png", PNG_SIGNATURE + ihdr + idat + chunk(b"IEND") + b"trailing"
+    )
+
+    (selected,) = select_files([png]).files
+
+    assert (selected.width, selected.height) == (30_000, 20_000)
 
 
 def test_directory_named_png_is_walked_inside_a_folder_and_when_given(tmp_path: Path) -> None:

@@ -1,19 +1,28 @@
 """Turn the files and folders an artist submits into PNG files to process and reasons for the rest.
 
 Everything submitted ends up either in `FileSelection.files` or in `FileSelection.rejected` with a
-short reason: nothing is dropped silently. Only the first eight bytes of each candidate are read,
-because renders can be hundreds of megabytes and the real decoding happens later, in a job.
+short reason: nothing is dropped silently. A candidate's chunk structure is walked to its end
+(each chunk's 8-byte head is read and its data skipped), so a file cut short by an unfinished
+copy is refused here, before it is uploaded, rather than failing later as a job. Nothing is
+decoded or inflated: renders can be hundreds of megabytes, and the real decoding happens later,
+in a job, which also catches damage inside the image data.
 """
 
 import errno
 import os
 import stat
+import struct
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The PNG specification's largest chunk length (2**31 - 1).
+_MAX_CHUNK_LENGTH = 0x7FFF_FFFF
+_CHUNK_HEAD = struct.Struct(">I4s")  # length, type
+_IHDR_SIZE = struct.Struct(">II")  # width, height: the first 8 of IHDR's 13 bytes
+_IHDR_LENGTH = 13
 
 DESCRIPTION_MAX_LENGTH = 199
 """Generated descriptions stay under 200 characters."""
@@ -42,6 +51,8 @@ class SelectedFile:
     path: Path
     file_name: str
     size: int
+    width: int = 0  # from the PNG header
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,17 +211,23 @@ class _Collector:
             self._reject(path, "empty file (0 bytes)")
             return
         try:
-            head, size = _read_head(path)
+            layout = _read_layout(path)
         except OSError as exc:
             self._reject(path, _cannot_read(exc))
             return
-        if size is None:
-            self._reject(path, "not a regular file")
-        elif head != PNG_SIGNATURE:
-            self._reject(path, "not a PNG image: named .png but its content is not PNG")
+        if layout.problem is not None:
+            self._reject(path, layout.problem)
         else:
             self._seen_files.add(identity)
-            self.files.append(SelectedFile(path=path, file_name=_utf8_text(name), size=size))
+            self.files.append(
+                SelectedFile(
+                    path=path,
+                    file_name=_utf8_text(name),
+                    size=layout.size,
+                    width=layout.width,
+                    height=layout.height,
+                )
+            )
 
     def _reject(self, path: Path, reason: str) -> None:
         self.rejected.append(RejectedPath(path=path, display=_display(path), reason=reason))
@@ -219,23 +236,84 @@ class _Collector:
         return len(self.files) + len(self.rejected)
 
 
-def _read_head(path: Path) -> tuple[bytes, int | None]:
-    """Return the first bytes of the file and its size, or a None size if it is not regular."""
+@dataclass(frozen=True)
+class _Layout:
+    """What walking a file's PNG chunks found: its size and header, or why it is not whole."""
+
+    size: int
+    problem: str | None
+    width: int = 0
+    height: int = 0
+
+
+def _read_layout(path: Path) -> _Layout:
+    """Walk the file's chunks from the signature to IEND, reading only each chunk's head."""
     fd = os.open(path, _OPEN_FLAGS)
     try:
         # Checked again on the open file: it may have been replaced since it was listed.
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
-            return b"", None
-        head = b""
-        while len(head) < len(PNG_SIGNATURE):
-            chunk = os.read(fd, len(PNG_SIGNATURE) - len(head))
-            if not chunk:
-                break
-            head += chunk
-        return head, status.st_size
+            return _Layout(0, "not a regular file")
+        return _walk_chunks(fd, status.st_size)
     finally:
         os.close(fd)
+
+
+def _walk_chunks(fd: int, size: int) -> _Layout:
+    if _read_at(fd, 0, len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+        return _Layout(size, "not a PNG image: named .png but its content is not PNG")
+    offset = len(PNG_SIGNATURE)
+    width = height = 0
+    has_image_data = False
+    while True:
+        head = _read_at(fd, offset, _CHUNK_HEAD.size)
+        if offset == len(PNG_SIGNATURE) and (len(head) < _CHUNK_HEAD.size or head[4:] != b"IHDR"):
+            return _Layout(size, "damaged PNG: its header is cut short or missing")
+        if not head:
+            return _Layout(
+                size, f"damaged PNG: the file is incomplete (no end marker after {offset:,} bytes)"
+            )
+        if len(head) < _CHUNK_HEAD.size:
+            return _Layout(size, _cut_short(size))
+        length, kind = _CHUNK_HEAD.unpack(head)
+        if length > _MAX_CHUNK_LENGTH or not kind.isalpha():
+            return _Layout(size, f"damaged PNG: unreadable data at byte {offset:,}")
+        end = offset + _CHUNK_HEAD.size + length + 4  # data, then its CRC
+        if end > size:
+            return _Layout(size, _cut_short(size))
+        if kind == b"IHDR":
+            if length != _IHDR_LENGTH:
+                return _Layout(size, "damaged PNG: its header is cut short or missing")
+            width, height = _IHDR_SIZE.unpack(_read_at(fd, offset + _CHUNK_HEAD.size, 8))
+        elif kind == b"IDAT":
+            has_image_data = True
+        elif kind == b"IEND":
+            break  # what follows the end marker is ignored, as decoders ignore it
+        offset = end
+    if not has_image_data:
+        return _Layout(size, "damaged PNG: it holds no image data")
+    if width == 0 or height == 0:
+        return _Layout(size, "damaged PNG: its header gives no pixels")
+    return _Layout(size, None, width, height)
+
+
+def _cut_short(size: int) -> str:
+    return f"damaged PNG: the file is incomplete (cut short at {size:,} bytes)"
+
+
+def _read_at(fd: int, offset: int, count: int) -> bytes:
+    """Return up to `count` bytes at `offset`, fewer only at the end of the file."""
+    data = b""
+    while len(data) < count:
+        if hasattr(os, "pread"):
+            piece = os.pread(fd, count - len(data), offset + len(data))
+        else:  # Windows has no pread
+            os.lseek(fd, offset + len(data), os.SEEK_SET)
+            piece = os.read(fd, count - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def _stat_failure_reason(path: Path, exc: OSError) -> str:

@@ -1,16 +1,15 @@
 """The files waiting to be submitted: what each is, and whether it will be submitted at all.
 
 `scan_paths` turns dropped files and folders into `PendingFile`s on a pool thread: the folder
-walk and the checks of `select_files`, then each PNG's header (its first 33 bytes, the IHDR) for
-the dimensions, so a file that would fail as a job (a damaged header, more pixels than
-`max_megapixels`) is flagged before it is uploaded rather than after. `PendingFilesModel` shows
-them in the window, each file once however often it is dropped, and loads itself: `add_paths`
-scans in the background and asks for thumbnails, which arrive later.
+walk and the checks of `select_files` (which also walks each PNG's chunks, so a file cut short
+is refused with its reason), then the pixel limit the settings give, so a file that would fail
+as a job is flagged before it is uploaded rather than after. `PendingFilesModel` shows them in
+the window, each file once however often it is dropped, and loads itself: `add_paths` scans in
+the background and asks for thumbnails, which arrive later.
 """
 
 import dataclasses
 import os
-import struct
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,20 +27,13 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
-from batchdesk.domain.file_selection import (
-    PNG_SIGNATURE,
-    RejectedPath,
-    SelectedFile,
-    select_files,
-)
+from batchdesk.domain.file_selection import RejectedPath, SelectedFile, select_files
 from batchdesk.domain.naming import PrefixRule
 from batchdesk.domain.units import format_size
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.thumbnail_loader import ThumbnailLoader
 
-# Signature (8) + chunk length (4) + "IHDR" (4) + width, height, depth, colour type, ... (13).
-_HEADER_BYTES = 33
 PENDING_FILE_ROLE = Qt.ItemDataRole.UserRole
 
 FileKey = tuple[int, int] | str
@@ -85,13 +77,11 @@ def scan_paths(
 
 
 def _inspect(selected: SelectedFile, rule: PrefixRule, max_pixels: int) -> PendingFile:
-    """Read the PNG header of an accepted file; flag it when it would fail as a job."""
+    """Make the row of an accepted file; flag it when it has more pixels than allowed."""
     path = selected.path
     display = str(path)
     try:
-        with path.open("rb") as stream:
-            status = os.fstat(stream.fileno())
-            head = stream.read(_HEADER_BYTES)
+        status = os.stat(path)
     except OSError as exc:
         reason = (exc.strerror or "unknown error").lower()
         return PendingFile(
@@ -99,13 +89,10 @@ def _inspect(selected: SelectedFile, rule: PrefixRule, max_pixels: int) -> Pendi
         )
     # The same identity select_files uses: a file reached through a link is still one file.
     key: FileKey = (status.st_dev, status.st_ino) if status.st_ino else os.path.realpath(path)
-    row = PendingFile(path, display, selected.file_name, key, size=selected.size)
-    if len(head) < _HEADER_BYTES or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return dataclasses.replace(row, problem="damaged PNG: its header is cut short or missing")
-    width, height = struct.unpack(">II", head[16:24])
-    row = dataclasses.replace(row, width=width, height=height)
-    if width == 0 or height == 0:
-        return dataclasses.replace(row, problem="damaged PNG: its header gives no pixels")
+    width, height = selected.width, selected.height
+    row = PendingFile(
+        path, display, selected.file_name, key, size=selected.size, width=width, height=height
+    )
     if width * height > max_pixels:
         return dataclasses.replace(
             row,
