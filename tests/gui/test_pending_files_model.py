@@ -168,7 +168,13 @@ def test_rows_show_what_each_file_is_and_a_warning_for_skipped_ones(
     assert model.data(model.index(0, STATUS), Qt.ItemDataRole.DecorationRole) is None
     tooltip = model.data(model.index(1, STATUS), Qt.ItemDataRole.ToolTipRole)
     assert tooltip == "Will not be submitted: not a PNG file (.txt)."
-    assert model.data(model.index(0, NAME), Qt.ItemDataRole.ToolTipRole) == str(good)
+    # The name's tooltip: the whole path (the list elides long names) and what will happen.
+    assert model.data(model.index(0, NAME), Qt.ItemDataRole.ToolTipRole) == (
+        f"{good}\nWill be submitted."
+    )
+    assert model.data(model.index(1, NAME), Qt.ItemDataRole.ToolTipRole) == (
+        f"{notes}\nWill not be submitted: not a PNG file (.txt)."
+    )
     assert model.data(model.index(1, NAME), PENDING_FILE_ROLE).path == notes
     assert model.headerData(PREFIX, Qt.Orientation.Horizontal) == "Customer"
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from batchdesk.domain.units import format_size
 from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.settings import Settings
 from batchdesk.storage import blob_store, pipeline_store
@@ -22,7 +23,9 @@ from tests.factories import make_batch, make_png
 from tests.gui.test_pending_files_model import write_png_header
 
 from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.pending_file_delegate import PendingFileDelegate
 from batchdesk.gui.submit_panel import EMPTY_TEXT, SubmitPanel, paths_from_mime, progress_text
+from batchdesk.gui.workspace import SUBMIT_WIDTH
 
 
 @pytest.fixture
@@ -369,3 +372,57 @@ def test_progress_says_how_much_is_stored() -> None:
     assert progress_text("Storing", 266_000_000, 266_000_000) == (
         "Creating the batch (266 MB stored)..."
     )
+
+
+def test_names_and_skip_reasons_read_whole_at_the_panel_s_default_width(
+    qtbot: QtBot, panel: SubmitPanel, tmp_path: Path
+) -> None:
+    long_name = "AB_CD1234_living_room_sofa_oslo_front_view_final.png"
+    good = make_png(tmp_path / long_name, size=(1600, 1200))
+    cut = tmp_path / "AB_CD1235_copy.png"
+    cut.write_bytes(make_png(tmp_path / "whole" / "x.png", size=(1600, 1200)).read_bytes()[:100])
+    panel.resize(SUBMIT_WIDTH, 860)  # the window's first-start width for this panel
+    panel.show()
+    panel.add_paths([good, cut])
+    wait_until_read(qtbot, panel, 2)
+
+    # Nothing needs a sideways scroll: one column as wide as the list, wrapped inside it.
+    assert panel.list.horizontalScrollBar().maximum() == 0
+    delegate = panel.list.itemDelegate()
+    assert isinstance(delegate, PendingFileDelegate)
+    width = delegate.text_width(panel.list.viewport().width())
+    line_height = panel.list.fontMetrics().height()
+    rows = {row.path: row for row in panel.model.files()}
+    for path, expected in (
+        (good, f"1600 × 1200 · {format_size(good.stat().st_size)} · customer AB_CD"),
+        (cut, "Skipped: damaged PNG: the file is incomplete (cut short at 100 bytes)"),
+    ):
+        name, details = delegate.text_lines(rows[path], panel.list.font(), width)
+        lines = name + details
+        # Whole: nothing elided, no line wider than the room, the row tall enough for all.
+        assert "".join(name) == path.name
+        assert "".join(details).replace(" ", "") == expected.replace(" ", "")
+        assert all(panel.list.fontMetrics().horizontalAdvance(line) <= width for line in lines)
+        index = panel.model.index(panel.model.files().index(rows[path]), 0)
+        assert panel.list.visualRect(index).height() >= len(lines) * line_height
+        assert panel.list.visualRect(index).right() < panel.list.viewport().width()
+    assert len(delegate.text_lines(rows[good], panel.list.font(), width)[0]) == 2
+    assert "(the list says why)" in panel.summary.text()
+    assert "Status" not in panel.summary.text()
+
+
+def test_delete_removes_the_selected_files_from_the_list(
+    qtbot: QtBot, panel: SubmitPanel, tmp_path: Path
+) -> None:
+    paths = [make_png(tmp_path / f"PL_DXB19{i}_v.png", seed=i) for i in range(3)]
+    panel.show()
+    panel.add_paths(paths)
+    wait_until_read(qtbot, panel, 3)
+    selection = panel.list.selectionModel()
+    for row in (0, 2):
+        selection.select(panel.model.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
+    panel.list.setFocus()
+
+    qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
+
+    assert [row.path for row in panel.model.files()] == [paths[1]]

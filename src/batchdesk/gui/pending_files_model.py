@@ -316,16 +316,22 @@ class PendingFilesModel(QAbstractTableModel):
                 return self._warning()
         elif role == Qt.ItemDataRole.ToolTipRole:
             if column == self.NAME:
-                return pending.display
+                return f"{pending.display}\n{self._verdict(pending)}"
             if column == self.STATUS:
-                if pending.accepted:
-                    return "Will be submitted."
-                return f"Will not be submitted: {pending.problem}."
+                return self._verdict(pending)
+        elif role == Qt.ItemDataRole.AccessibleDescriptionRole and column == self.NAME:
+            return self._text(pending, self.STATUS)
         elif role == Qt.ItemDataRole.TextAlignmentRole and column in (self.SIZE, self.DIMENSIONS):
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         elif role == PENDING_FILE_ROLE:
             return pending
         return None
+
+    @staticmethod
+    def _verdict(pending: PendingFile) -> str:
+        if pending.accepted:
+            return "Will be submitted."
+        return f"Will not be submitted: {pending.problem}."
 
     def _text(self, pending: PendingFile, column: int) -> str:
         if column == self.NAME:

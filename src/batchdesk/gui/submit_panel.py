@@ -10,14 +10,13 @@ created. `submit` is all or nothing, so cancelling an upload leaves no batch and
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import (
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
     QFont,
     QKeySequence,
-    QPalette,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -25,11 +24,11 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QListView,
     QProgressBar,
     QPushButton,
     QSizePolicy,
     QStackedWidget,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +41,7 @@ from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext, TaskHandle
+from batchdesk.gui.pending_file_delegate import PendingFileDelegate, error_colour
 from batchdesk.gui.pending_files_model import (
     PENDING_FILE_ROLE,
     FileKey,
@@ -53,8 +53,6 @@ from batchdesk.gui.submit_form import SubmitForm
 __all__ = ["SubmitPanel", "paths_from_mime", "progress_text"]
 
 EMPTY_TEXT = "Drop PNG files here to start a batch"
-# Error red that keeps its contrast on a light window and on a dark one.
-_ERROR_ON_LIGHT, _ERROR_ON_DARK = "#b3261e", "#ff8a80"
 _PROGRESS_STEPS = 1000
 
 
@@ -99,13 +97,15 @@ class SubmitPanel(QWidget):
         if font.pointSizeF() > 0:
             font.setPointSizeF(font.pointSizeF() * 1.6)
         self.drop_area.setFont(font)
-        self.list = QTreeView()
+        # One column, two lines a file: the name, then what it is or why it is skipped, wrapped
+        # to the panel's width, so nothing needs a scroll sideways (pending_file_delegate.py).
+        self.list = QListView()
         self.list.setAccessibleName("Files to submit")
         self.list.setModel(self.model)
-        self.list.setRootIsDecorated(False)
-        self.list.setUniformRowHeights(True)
-        side = self.model.thumbnail_loader.size
-        self.list.setIconSize(QSize(side, side))
+        self.list.setItemDelegate(PendingFileDelegate(self.model.thumbnail_loader.size, self.list))
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)  # rows wrap again when it resizes
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         remove = QShortcut(QKeySequence.StandardKey.Delete, self.list)
         remove.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -185,7 +185,7 @@ class SubmitPanel(QWidget):
         self.form.refresh()
 
     def _remove_selected(self) -> None:
-        rows = self.list.selectionModel().selectedRows()
+        rows = self.list.selectionModel().selectedIndexes()
         self.model.remove_files({index.data(PENDING_FILE_ROLE).key for index in rows})
 
     def choose_files(self) -> None:
@@ -303,8 +303,7 @@ class SubmitPanel(QWidget):
 
     def _show_message(self, text: str, *, error: bool = False) -> None:
         self._message.setText(text)
-        window = self.palette().color(QPalette.ColorRole.Window)
-        red = _ERROR_ON_DARK if window.lightnessF() < 0.5 else _ERROR_ON_LIGHT
+        red = error_colour(self.palette()).name()
         self._message.setStyleSheet(f"color: {red};" if error else "")
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
@@ -323,7 +322,7 @@ def _summary_text(rows: int, files: tuple[SelectedFile, ...], scanning: bool) ->
         return "Reading the files..." if scanning else ""
     text = f"{plural(len(files), 'file')} to submit, {format_size(sum(f.size for f in files))}"
     if skipped := rows - len(files):
-        text += f"; {skipped:,} will be skipped (see Status)"
+        text += f"; {skipped:,} will be skipped (the list says why)"
     return text + ("; reading more..." if scanning else "")
 
 

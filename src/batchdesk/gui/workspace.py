@@ -38,6 +38,8 @@ HEADER_VERSION_KEY = "window/tree-header-version"
 HEADER_VERSION = 2
 COLUMNS_FITTED_KEY = "window/tree-columns-fitted"
 EXPANDED_KEY = "window/expanded-batches"
+# First-start width of the submit panel: file names and skip reasons readable at once.
+SUBMIT_WIDTH = 320
 
 
 class Workspace(QObject):
@@ -92,7 +94,7 @@ class Workspace(QObject):
         splitter.addWidget(self.preview)
         splitter.setStretchFactor(1, 1)
         splitter.setCollapsible(1, False)
-        splitter.setSizes([270, 930, 300])
+        splitter.setSizes([SUBMIT_WIDTH, 880, 300])
         return splitter
 
     def _wire(self) -> None:
