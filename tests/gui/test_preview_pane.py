@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from batchdesk.domain.units import format_size
@@ -187,3 +188,58 @@ def test_clear_shows_what_to_do(pane: PreviewPane) -> None:
     pane.clear()
     visible = [label.text() for label in pane.findChildren(QLabel) if label.isVisible()]
     assert visible == [EMPTY_TEXT]
+
+
+def test_a_tall_narrow_pane_puts_before_above_after_to_show_them_larger(
+    qtbot: QtBot, pane: PreviewPane, database: Database, tmp_path: Path
+) -> None:
+    name = submit_paths(database, [make_png(tmp_path / "PL_DXB191_a.png", size=(1600, 1200))])
+    run_all_jobs(database)
+    _batch, (job,) = batch_and_jobs(database, name)
+    pane.resize(300, 860)  # the window's preview width, the window's height
+
+    with qtbot.waitSignal(pane.job_shown, timeout=30_000):
+        pane.show_job(job)
+
+    assert pane.arranged_vertically
+    # Nearly the pane's width each (side by side they had ~130 px).
+    qtbot.waitUntil(lambda: pane.before_image.pixmap().width() >= 250)
+    assert pane.after_image.pixmap().width() >= 250
+    pane.resize(1100, 500)  # wide and low: side by side is larger
+    qtbot.waitUntil(lambda: not pane.arranged_vertically)
+    qtbot.waitUntil(lambda: pane.before_image.pixmap().height() >= 300)
+
+
+def test_view_larger_and_a_double_click_on_an_image_ask_for_the_viewer(
+    qtbot: QtBot, pane: PreviewPane, database: Database, tmp_path: Path
+) -> None:
+    name = submit_paths(database, [make_png(tmp_path / "PL_DXB191_a.png", size=(64, 48))])
+    _batch, (job,) = batch_and_jobs(database, name)
+    with qtbot.waitSignal(pane.job_shown, timeout=30_000):
+        pane.show_job(job)
+
+    with qtbot.waitSignal(pane.viewer_requested) as clicked:
+        qtbot.mouseClick(pane.view_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(pane.viewer_requested) as double_clicked:
+        qtbot.mouseDClick(pane.before_image, Qt.MouseButton.LeftButton)
+
+    assert clicked.args == [job]
+    assert double_clicked.args == [job]
+
+
+def test_the_pane_says_whether_it_has_anything_to_show(
+    qtbot: QtBot, pane: PreviewPane, database: Database, tmp_path: Path
+) -> None:
+    name = submit_paths(database, [make_png(tmp_path / "PL_DXB191_a.png")])
+    batch, (job,) = batch_and_jobs(database, name)
+    said: list[bool] = []
+    pane.has_content_changed.connect(said.append)
+
+    pane.show_batch(batch)
+    pane.clear()
+    with qtbot.waitSignal(pane.job_shown, timeout=30_000):
+        pane.show_job(job)
+
+    assert said == [True, False, True]
+    assert pane.has_content
+    assert pane.shown_job == job

@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         workspace.tree.selectionModel().selectionChanged.connect(self._on_tree_selection_changed)
         workspace.tree.customContextMenuRequested.connect(self._on_tree_context_menu)
         workspace.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        workspace.tree.addAction(self.window_actions.view_job)  # Space on a job row
         workspace.model.dataChanged.connect(self._on_model_data_changed)
         workspace.preview.load_failed.connect(self.session.report_failure)
         workspace.stats.refresh_failed.connect(self.session.report_failure)
@@ -180,17 +181,29 @@ class MainWindow(QMainWindow):
         workspace = self.workspace
         if workspace is None:
             return None
-        index = workspace.tree.currentIndex()
+        index = self._selected_current()
         job = workspace.model.job_at(index)
         batch = workspace.model.batch_at(index.parent())
         return (batch, job) if job is not None and batch is not None else None
+
+    def _selected_current(self) -> QModelIndex:
+        """The row the preview and the job actions follow: the current row, while selected.
+
+        Clicking empty space clears the selection but keeps the current row, which then
+        stands for nothing.
+        """
+        workspace = self.workspace
+        if workspace is None:
+            return QModelIndex()
+        index = workspace.tree.currentIndex()
+        return index if workspace.tree.selectionModel().isSelected(index) else QModelIndex()
 
     def _on_tree_selection_changed(self, *_args: object) -> None:
         self.window_actions.update_for_selection(self.selected_batches(), self.selected_job())
         workspace = self.workspace
         if workspace is None:
             return
-        index = workspace.tree.currentIndex()
+        index = self._selected_current()
         job = workspace.model.job_at(index)
         batch = workspace.model.batch_at(index)
         if job is not None:

@@ -1,24 +1,24 @@
 """The preview pane: the selected job before and after its pipeline, or the selected batch.
 
-A job's input and first image output are read from the database and decoded on a pool thread
-(QImageReader, scaled to at most PREVIEW_EDGE); the GUI thread only turns the finished QImage
-into a pixmap at the size the pane has, again whenever it is resized. Each selection gets a
-number: results for an earlier one are dropped, and its task is cancelled so that it stops
-reading. An image too large to decode within Qt's allocation limit is not read past its header
-and says so instead.
+A job's input and first image output are read and decoded on a pool thread (`job_images.py`,
+scaled to at most PREVIEW_EDGE); the GUI thread only turns the finished QImage into a pixmap
+at the size the pane has, again whenever it is resized. The two images sit side by side when
+the pane is wide and one above the other when it is tall, whichever shows them larger. Each
+selection gets a number: results for an earlier one are dropped, and its task is cancelled so
+that it stops reading. With nothing selected the pane says so and reports that it has nothing
+to show (`has_content_changed`), so the window can give its room to the tree.
 """
 
-import tempfile
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtGui import QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFormLayout,
-    QGridLayout,
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
@@ -26,136 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from batchdesk.domain.units import format_size, plural
-from batchdesk.errors import Cancelled, KnownError, NotFound
-from batchdesk.storage import batch_contents, blob_store
-from batchdesk.storage.batch_contents import StoredFile
+from batchdesk.errors import Cancelled, KnownError
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
-from batchdesk.storage.pool import Connection
 
-from batchdesk.gui.background import BackgroundTasks, TaskContext, TaskHandle
+from batchdesk.gui.background import BackgroundTasks, TaskHandle
+from batchdesk.gui.job_images import NO_OUTPUT, ImagePreview, JobPreview, load_job_preview
 
 EMPTY_TEXT = "Select a batch or a job to see it here"
-# Decoded once at this long edge at most: sharp on a pane of 800 logical pixels at 2x.
-PREVIEW_EDGE = 1600
-NO_OUTPUT = {
-    "queued": "Queued — no output yet",
-    "processing": "Processing — no output yet",
-    "failed": "Failed — no output",
-    "cancelled": "Cancelled — no output",
-    "completed": "No image output",
-}
-
-
-@dataclass(frozen=True)
-class ImagePreview:
-    """One stored image as the pane shows it; `image` is None when it cannot be shown."""
-
-    name: str
-    size: int
-    width: int | None
-    height: int | None
-    image: QImage | None
-    problem: str = ""
-
-    @property
-    def info(self) -> str:
-        dimensions = f"{self.width} × {self.height} px · " if self.width and self.height else ""
-        return f"{dimensions}{format_size(self.size)}"
-
-
-@dataclass(frozen=True)
-class JobPreview:
-    job_id: int
-    file_name: str
-    status: str
-    attempts: int
-    last_error: str | None
-    before: ImagePreview
-    after: ImagePreview | None
-    more_outputs: int  # outputs besides the one shown
-
-
-def _too_large_to_decode(reader: QImageReader, size: QSize) -> bool:
-    """True when Qt would refuse to decode the image (and log a warning saying so)."""
-    limit = QImageReader.allocationLimit() << 20  # 0: no limit
-    if not limit or not size.isValid():
-        return False
-    image_format = reader.imageFormat()
-    depth = QImage.toPixelFormat(image_format).bitsPerPixel() if image_format.value else 0
-    # At least 4: smooth scaling turns any format into 32-bit pixels first; 16-bit takes 8.
-    bytes_per_pixel = max(4, depth // 8)
-    return size.width() * size.height() * bytes_per_pixel > limit
-
-
-def read_preview(
-    connection: Connection, stored: StoredFile, context: TaskContext, edge: int = PREVIEW_EDGE
-) -> ImagePreview:
-    """Read one stored image and decode it scaled to `edge`; runs on a pool thread.
-
-    The bytes go to a temporary file, not into memory, and the header is looked at after the
-    first chunk: an image Qt would refuse to decode is not read further. A file rather than a
-    QBuffer also keeps Python out of Qt's reading: a QBuffer made in Python calls back into
-    Python (taking the GIL) while Qt holds its image-plugin lock, and two previews decoding at
-    once then deadlock.
-    """
-    chunks = blob_store.read_chunks(connection, stored.sha256)
-    with tempfile.TemporaryDirectory(prefix="batchdesk-preview-") as folder:
-        image_path = Path(folder) / "image"
-        path = str(image_path)  # what Qt takes
-        with image_path.open("wb") as out:
-            out.write(next(chunks, b""))
-        size = QImageReader(path).size()
-        width = stored.width or (size.width() if size.isValid() else None)
-        height = stored.height or (size.height() if size.isValid() else None)
-        if _too_large_to_decode(QImageReader(path), size):
-            chunks.close()
-            problem = "Too large to preview here; export it to see it."
-            return ImagePreview(stored.name, stored.size, width, height, None, problem)
-        with image_path.open("ab") as out:
-            for chunk in chunks:
-                if context.cancelled():
-                    raise Cancelled("The preview was replaced by another.")
-                out.write(chunk)
-        reader = QImageReader(path)
-        reader.setAutoTransform(True)
-        if size.isValid() and max(size.width(), size.height()) > edge:
-            # JPEG decodes straight at this size; PNG is decoded whole and scaled here, off
-            # the GUI thread, so the pane only ever holds the small copy.
-            scaled = size.scaled(edge, edge, Qt.AspectRatioMode.KeepAspectRatio)
-            # A very long, thin image would otherwise scale to zero pixels on one side.
-            reader.setScaledSize(scaled.expandedTo(QSize(1, 1)))
-        image = reader.read()
-        error = reader.errorString()
-    if image.isNull():
-        problem = f"Cannot show this image: {error.rstrip('.')}."
-        return ImagePreview(stored.name, stored.size, width, height, None, problem)
-    return ImagePreview(stored.name, stored.size, width, height, image)
-
-
-def load_job_preview(database: Database, job: JobRow, context: TaskContext) -> JobPreview:
-    """Read a job's input and first image output as previews; runs on a pool thread."""
-    with database.connect() as connection:
-        try:
-            contents = batch_contents.find_job(connection, job.batch_id, "", str(job.id))
-        except NotFound:
-            raise NotFound(
-                f"{job.file_name} is no longer stored; its batch may have been deleted."
-            ) from None
-        before = read_preview(connection, contents.input, context)
-        images = [o for o in contents.outputs if o.media_type.startswith("image/")]
-        after = read_preview(connection, images[0], context) if images else None
-    more = len(contents.outputs) - (1 if images else 0)
-    return JobPreview(
-        contents.id,
-        contents.file_name,
-        contents.status,
-        contents.attempts,
-        contents.last_error,
-        before,
-        after,
-        more,
-    )
 
 
 def _when(moment: datetime | None) -> str:
@@ -200,6 +78,8 @@ class PreviewPane(QWidget):
 
     job_shown = Signal(int)  # a job's images are on screen (its id)
     load_failed = Signal(object)  # KnownError: the database went away, the job was deleted
+    has_content_changed = Signal(bool)  # sent on every change: a batch or job (True), or nothing
+    viewer_requested = Signal(object)  # JobRow: View Larger, or a double-click on an image
 
     BATCH_FIELDS = (
         "Name", "Description", "Status", "Jobs", "Pipeline", "Files",
@@ -215,6 +95,7 @@ class PreviewPane(QWidget):
         self._request = 0
         self._handle: TaskHandle[JobPreview] | None = None
         self._images: dict[QLabel, QImage | None] = {}
+        self._job: JobRow | None = None
         self.setAccessibleName("Preview")
 
         self._title = _text_label()
@@ -241,46 +122,77 @@ class PreviewPane(QWidget):
         self._stack.addWidget(batch_page)
 
         job_page = QWidget()
-        grid = QGridLayout(job_page)
+        page = QVBoxLayout(job_page)
+        page.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
         self.status_label = _text_label()
-        grid.addWidget(self.status_label, 0, 0, 1, 2)
-        self.before_image, self.before_info = self._image_column(grid, 0, "Before")
-        self.after_image, self.after_info = self._image_column(grid, 1, "After")
+        top.addWidget(self.status_label, 1)
+        self.view_button = QPushButton("&View Larger")
+        self.view_button.setToolTip(
+            "Look at the input and every output in a large viewer (Space or double-click the job)"
+        )
+        self.view_button.clicked.connect(self._request_viewer)
+        top.addWidget(self.view_button)
+        page.addLayout(top)
+        self._cells = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        page.addLayout(self._cells)
+        self.before_image, self.before_info = self._image_cell("Before")
+        self.after_image, self.after_info = self._image_cell("After")
         self.error_label = _text_label()
         self.error_label.setAccessibleName("Error")
-        grid.addWidget(self.error_label, 4, 0, 1, 2)
-        grid.setRowStretch(5, 1)  # what is left goes below, so captions stay by their images
+        page.addWidget(self.error_label)
+        page.addStretch(1)  # what is left goes below, so captions stay by their images
         self._stack.addWidget(job_page)
         self.clear()
 
-    def _image_column(self, grid: QGridLayout, column: int, caption: str) -> tuple[QLabel, QLabel]:
-        grid.addWidget(QLabel(caption, alignment=Qt.AlignmentFlag.AlignCenter), 1, column)
+    def _image_cell(self, caption: str) -> tuple[QLabel, QLabel]:
+        cell = QVBoxLayout()
+        cell.addWidget(QLabel(caption, alignment=Qt.AlignmentFlag.AlignCenter))
         image = _ImageLabel()
         image.setWordWrap(True)
         image.setAccessibleName(f"{caption} image")
+        image.setToolTip("Double-click to view it larger")
         # The pixmap follows the space the pane has, never the other way round.
         image.setMinimumSize(64, 64)
         image.installEventFilter(self)  # refit the pixmap whenever the label changes size
-        grid.addWidget(image, 2, column)
+        cell.addWidget(image)
         info = _text_label()
         info.setAlignment(Qt.AlignmentFlag.AlignCenter)
         info.setAccessibleName(f"{caption} details")
-        grid.addWidget(info, 3, column)
-        grid.setColumnStretch(column, 1)
+        cell.addWidget(info)
+        self._cells.addLayout(cell, 1)
         return image, info
 
     # -- what to show -----------------------------------------------------------------------
 
+    @property
+    def has_content(self) -> bool:
+        """Whether a batch or a job is shown (else the pane only says what to do)."""
+        return self._stack.currentWidget() is not self._empty
+
+    @property
+    def shown_job(self) -> JobRow | None:
+        """The job on show, or None for a batch or nothing."""
+        return self._job
+
+    @property
+    def arranged_vertically(self) -> bool:
+        """Whether before and after sit one above the other (a tall pane) or side by side."""
+        return self._cells.direction() == QBoxLayout.Direction.TopToBottom
+
     def clear(self) -> None:
         """Show the empty state."""
         self._forget_request()
+        self._job = None
         self._title.setText("")
         self._title.hide()
         self._stack.setCurrentWidget(self._empty)
+        self.has_content_changed.emit(False)
 
     def show_batch(self, batch: BatchRow) -> None:
         """Show a batch's details (all in the row: no query)."""
         self._forget_request()
+        self._job = None
         self._title.setText(batch.base_directory_name)
         self._title.show()
         parts = [
@@ -310,10 +222,12 @@ class PreviewPane(QWidget):
         for name, text in values.items():
             self.batch_values[name].setText(text)
         self._stack.setCurrentIndex(1)
+        self.has_content_changed.emit(True)
 
     def show_job(self, job: JobRow) -> None:
         """Show a job at once with what its row says; its images follow from the background."""
         self._forget_request()
+        self._job = job
         self._request += 1
         request = self._request
         self._title.setText(job.file_name)
@@ -327,6 +241,7 @@ class PreviewPane(QWidget):
             info.setText("")
         self.error_label.hide()
         self._stack.setCurrentIndex(2)
+        self.has_content_changed.emit(True)
         database = self._database
         self._handle = self._tasks.run(
             f"preview {job.file_name}",
@@ -334,6 +249,10 @@ class PreviewPane(QWidget):
             on_result=lambda preview: self._on_loaded(request, preview),
             on_error=lambda error: self._on_load_failed(request, error),
         )
+
+    def _request_viewer(self) -> None:
+        if self._job is not None:
+            self.viewer_requested.emit(self._job)
 
     def _forget_request(self) -> None:
         self._request += 1  # whatever is on its way is for an earlier selection
@@ -362,6 +281,7 @@ class PreviewPane(QWidget):
             lead = "Failed" if preview.status == "failed" else "The last attempt failed"
             self.error_label.setText(f"{lead}: {preview.last_error}")
             self.error_label.show()
+        self._arrange()
         self.job_shown.emit(preview.job_id)
 
     def _on_load_failed(self, request: int, error: KnownError) -> None:
@@ -379,7 +299,25 @@ class PreviewPane(QWidget):
         name = preview.name if label is self.after_image else ""
         info.setText("\n".join(part for part in (name, preview.info) if part))
 
-    # -- pixmaps ----------------------------------------------------------------------------
+    # -- layout and pixmaps -----------------------------------------------------------------
+
+    def _arrange(self) -> None:
+        """Put before and after side by side or one above the other, whichever is larger."""
+        room = self._stack.size()
+        aspect = self.before_image.aspect if isinstance(self.before_image, _ImageLabel) else 0.75
+        text = 4 * self.fontMetrics().height()  # caption and details of one image
+        beside = min(room.width() / 2, (room.height() - text) / aspect)
+        above = min(room.width(), (room.height() - 2 * text) / 2 / aspect)
+        vertical = above > beside
+        direction = (
+            QBoxLayout.Direction.TopToBottom if vertical else QBoxLayout.Direction.LeftToRight
+        )
+        if self._cells.direction() != direction:
+            self._cells.setDirection(direction)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._arrange()
 
     def _set_image(self, label: QLabel, image: QImage | None, text: str) -> None:
         self._images[label] = image
@@ -410,6 +348,10 @@ class PreviewPane(QWidget):
         label.setPixmap(pixmap)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if event.type() == QEvent.Type.Resize and watched in self._images:
-            self._fit(watched)
+        if isinstance(watched, QLabel) and watched in self._images:
+            if event.type() == QEvent.Type.Resize:
+                self._fit(watched)
+            elif event.type() == QEvent.Type.MouseButtonDblClick:
+                self._request_viewer()
+                return True
         return super().eventFilter(watched, event)

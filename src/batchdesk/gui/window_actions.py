@@ -93,6 +93,12 @@ class WindowActions:
             "&Delete Batch...", self._delete, key.Delete,
             _icon("edit-delete", sp.SP_TrashIcon), "Delete the selected batches (asks first)",
         )  # fmt: skip
+        self.view_job = action(
+            "&View Job", self._view_job, "Space",
+            tip="Look at the selected job's input and outputs, large (Space or double-click)",
+        )  # fmt: skip
+        # Space only in the batch tree (main_window adds it there): elsewhere it presses buttons.
+        self.view_job.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.find = action("&Find", self._focus_filter, key.Find, tip="Filter batches by text")
         self.about = action("&About batchdesk", window.show_about)
         self.about_qt = action("About &Qt", QApplication.aboutQt)
@@ -110,7 +116,7 @@ class WindowActions:
         edit.addSeparator()
         edit.addAction(self.preferences)
         view = bar.addMenu("&View")
-        view.addAction(self.refresh)
+        view.addActions([self.view_job, self.refresh])
         batch = self._batch_menu = bar.addMenu("&Batch")
         batch.addActions([self.export_zip, self.save_job, self.retry, self.cancel, self.delete])
         batch.addSeparator()
@@ -139,6 +145,8 @@ class WindowActions:
             menu.insertAction(self.save_job, include_originals)
 
     def fill_context_menu(self, menu: QMenu) -> None:
+        menu.addAction(self.view_job)
+        menu.addSeparator()
         menu.addActions([self.export_zip, self.save_job])
         menu.addSeparator()
         menu.addActions([self.retry, self.cancel, self.delete])
@@ -163,6 +171,7 @@ class WindowActions:
         self.retry.setEnabled(any(b.failed_count for b in batches))
         self.cancel.setEnabled(any(b.queued_count or b.processing_count for b in batches))
         self.save_job.setEnabled(job is not None and job[1].status == "completed")
+        self.view_job.setEnabled(job is not None)
 
     # -- slots -------------------------------------------------------------------------------
 
@@ -203,6 +212,10 @@ class WindowActions:
     def _delete(self) -> None:
         if self.window.workspace is not None:
             self.window.workspace.actions.delete(self.window.selected_batches())
+
+    def _view_job(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.viewer.open_selected()
 
     def _focus_filter(self) -> None:
         if self.window.workspace is not None:

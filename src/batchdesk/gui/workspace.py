@@ -20,6 +20,7 @@ from batchdesk.gui.batch_actions import BatchActions
 from batchdesk.gui.batch_tree_model import BatchTreeModel
 from batchdesk.gui.batch_tree_view import BatchTreeView
 from batchdesk.gui.batch_watcher import BatchWatcher
+from batchdesk.gui.collapsing_pane import CollapsingPane
 from batchdesk.gui.export_actions import ExportActions
 from batchdesk.gui.filter_bar import FilterBar
 from batchdesk.gui.job_pool import RunnerHost
@@ -27,6 +28,7 @@ from batchdesk.gui.live_updates import LiveUpdates
 from batchdesk.gui.preview_pane import PreviewPane
 from batchdesk.gui.stats_strip import StatsStrip
 from batchdesk.gui.submit_panel import SubmitPanel
+from batchdesk.gui.viewer_link import ViewerLink
 
 # Keys in the window's QSettings file.
 SPLITTER_KEY = "window/splitter"
@@ -38,8 +40,10 @@ HEADER_VERSION_KEY = "window/tree-header-version"
 HEADER_VERSION = 2
 COLUMNS_FITTED_KEY = "window/tree-columns-fitted"
 EXPANDED_KEY = "window/expanded-batches"
-# First-start width of the submit panel: file names and skip reasons readable at once.
-SUBMIT_WIDTH = 320
+PREVIEW_WIDTH_KEY = "window/preview-width"
+# First-start widths: file names readable in the submit panel, before/after one above the
+# other in the preview (which opens only when something is selected), the rest for the tree.
+SUBMIT_WIDTH, PREVIEW_WIDTH = 320, 300
 
 
 class Workspace(QObject):
@@ -78,6 +82,8 @@ class Workspace(QObject):
             database, settings.worker_threads, delivery_folder=delivery, parent=window
         )
         self.splitter = self._lay_out()
+        self.preview_room = CollapsingPane(self.splitter, 2, PREVIEW_WIDTH, self)
+        self.viewer = ViewerLink(self.tree, self.model, database, tasks, window)
         self._wire()
 
     def _lay_out(self) -> QSplitter:
@@ -94,7 +100,7 @@ class Workspace(QObject):
         splitter.addWidget(self.preview)
         splitter.setStretchFactor(1, 1)
         splitter.setCollapsible(1, False)
-        splitter.setSizes([SUBMIT_WIDTH, 880, 300])
+        splitter.setSizes([SUBMIT_WIDTH, 1200, 0])
         return splitter
 
     def _wire(self) -> None:
@@ -103,6 +109,8 @@ class Workspace(QObject):
         self.model.batch_count_changed.connect(self._update_shown_count)
         self.model.modelReset.connect(self._update_shown_count)
         self.submit.batches_submitted.connect(self._on_submit_batches_submitted)
+        self.preview.has_content_changed.connect(self.preview_room.set_open)
+        self.preview.viewer_requested.connect(self.viewer.open_job)
         self.live.batches_changed.connect(self.apply_batch_changes)
         self.live.listening_changed.connect(self._on_live_listening_changed)
         for source in (self.actions, self.exports):
@@ -204,6 +212,7 @@ class Workspace(QObject):
         splitter = state.value(SPLITTER_KEY)
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
+        self.preview_room.restore(state, PREVIEW_WIDTH_KEY)
         header = state.value(HEADER_KEY)
         version = state.value(HEADER_VERSION_KEY)
         if isinstance(header, QByteArray) and str(version) == str(HEADER_VERSION):
@@ -216,6 +225,7 @@ class Workspace(QObject):
 
     def save_state(self, state: QSettings) -> None:
         state.setValue(SPLITTER_KEY, self.splitter.saveState())
+        self.preview_room.save(state, PREVIEW_WIDTH_KEY)
         state.setValue(HEADER_KEY, self.tree.header().saveState())
         state.setValue(HEADER_VERSION_KEY, HEADER_VERSION)
         state.setValue(COLUMNS_FITTED_KEY, self.tree.columns_fitted)
