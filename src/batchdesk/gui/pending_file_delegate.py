@@ -43,6 +43,9 @@ MAX_REASON_LINES = 4
 _PADDING = 6
 _GAP = 8
 _WARNING_SIDE = 24
+# A file name breaks after these where it has to break: "PL_DXB191_" / "front.png".
+_NAME_BREAKS = "_-."
+_BREAK = "\u200b"  # zero-width space: a place to break that draws nothing
 
 
 def error_colour(palette: QPalette) -> QColor:
@@ -190,7 +193,9 @@ class PendingFileDelegate(QStyledItemDelegate):
     ) -> tuple[list[str], list[str]]:
         """Return the lines of the name and of the details, as drawn in `width` pixels."""
         middle = Qt.TextElideMode.ElideMiddle
-        name = wrap_lines(pending.file_name, font, width, MAX_NAME_LINES, middle)
+        breakable = "".join(c + _BREAK if c in _NAME_BREAKS else c for c in pending.file_name)
+        lines = wrap_lines(breakable, font, width, MAX_NAME_LINES, middle)
+        name = [line.replace(_BREAK, "") for line in lines]
         most = MAX_DETAIL_LINES if pending.accepted else MAX_REASON_LINES
         return name, wrap_lines(details_text(pending), font, width, most)
 
