@@ -11,10 +11,24 @@ from collections.abc import Iterator
 import pytest
 
 from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
 
 from batchdesk.gui.background import BackgroundTasks
 
 LEFTOVER_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clipboard_emptied_at_the_end(qapp: QApplication) -> Iterator[None]:
+    """Give the clipboard's data back to Python before Python goes.
+
+    Data a test puts on the clipboard (a QMimeData made in Python) is kept by Qt's platform
+    clipboard, a C++ static destroyed at process exit, after Python has shut down; its Python
+    wrapper's clean-up then crashes the process (SIGSEGV, exit 139) after every test passed.
+    """
+    yield
+    QGuiApplication.clipboard().clear()
 
 
 @pytest.fixture(autouse=True)
