@@ -357,8 +357,8 @@ def test_every_sort_column_sorts_both_ways(
         )
         with psycopg.connect(database_conninfo) as conn:
             conn.execute(
-                "UPDATE batches SET created_by = %s, pipeline = %s WHERE id = %s",
-                (created_by, pipeline, batch.id),
+                "UPDATE batches SET created_by = %s, pipeline = %s, priority = %s WHERE id = %s",
+                (created_by, pipeline, day * 17 % 100, batch.id),  # an order of its own
             )
         set_created_at(database_conninfo, {batch.id: minutes})
         # One transaction per batch, so finished batches finish at different moments.
@@ -557,7 +557,7 @@ def test_stats_of_an_empty_database_are_zeros(database: Database) -> None:
     with database.connect() as connection:
         stats = batch_stats(connection).as_json()
 
-    assert set(stats) == ORIGINAL_STATS_FIELDS | {"cancelled"}
+    assert set(stats) == ORIGINAL_STATS_FIELDS | {"cancelled", "paused"}
     assert json.loads(json.dumps(stats)) == dict.fromkeys(stats, 0)
     assert isinstance(stats["avg_files_per_batch"], float)
 
@@ -587,6 +587,7 @@ def test_stats_count_batches_by_status_and_their_files(
         "completed": 1,
         "failed": 1,
         "cancelled": 1,
+        "paused": 0,
         "total_files_all_time": 11,
         "avg_files_per_batch": 1.8,  # 11 / 6, rounded to one decimal
         "max_files_in_batch": 4,

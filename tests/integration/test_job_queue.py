@@ -105,7 +105,7 @@ def test_a_worker_declared_dead_cannot_finish_the_job_it_lost(
     assert job_queue.complete(database, lost, []) is False
     assert job_queue.fail(database, lost, "zombie says no", retryable=False) is None
     assert job_queue.release(database, lost) is False
-    assert job_queue.heartbeat(database, "zombie") is False
+    assert job_queue.heartbeat(database, "zombie").was_known is False
     assert job_rows(database_conninfo, batch.id)[0][1:3] == ("processing", 2)
 
     assert job_queue.complete(database, again, []) is True
@@ -131,7 +131,7 @@ def test_the_reaper_leaves_live_workers_alone_and_fails_jobs_out_of_attempts(
     failed = next(row for row in job_rows(database_conninfo, batch.id) if row[1] == "failed")
     assert failed[3] is not None
     assert "stopped responding" in failed[3]
-    assert job_queue.heartbeat(database, "alive") is True
+    assert job_queue.heartbeat(database, "alive").was_known is True
 
 
 def test_only_one_reaper_runs_at_a_time(database: Database, database_conninfo: str) -> None:

@@ -38,7 +38,11 @@ def test_indexes_from_the_design_exist(database: Database, database_conninfo: st
     assert "(created_at DESC NULLS LAST, id DESC)" in definitions["batches_newest_first_idx"]
     assert "batches_created_at_idx" not in definitions  # the index above serves its ranges
     assert '(batch_id, "position")' in definitions["jobs_batch_id_position_key"]
-    assert "WHERE (status = 'queued'::text)" in definitions["jobs_queued_idx"]
+    # The claim's index: queued jobs that may run, highest priority first, then the oldest.
+    claim = definitions["jobs_claim_idx"]
+    assert "(priority DESC, run_after, id)" in claim
+    assert "WHERE ((status = 'queued'::text) AND (NOT paused))" in claim
+    assert "jobs_queued_idx" not in definitions  # the claim's index replaces it
 
 
 def test_a_default_pipeline_exists_so_submission_works_out_of_the_box(

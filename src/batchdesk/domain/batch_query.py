@@ -25,6 +25,7 @@ SORT_COLUMNS = (
     "total_size",
     "created_by",
     "pipeline",
+    "priority",
     "progress",
 )
 MAX_PAGE_SIZE = 10_000

@@ -24,6 +24,7 @@ class JobStatus(StrEnum):
 class BatchStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -51,12 +52,16 @@ class JobCounts:
         return self.completed + self.failed + self.cancelled
 
 
-def derive_batch_status(counts: JobCounts) -> BatchStatus:
+def derive_batch_status(counts: JobCounts, *, paused: bool = False) -> BatchStatus:
     """Return the batch status the rule gives for these job counts.
 
     All queued (or no jobs yet) -> queued; any job started and not all finished -> processing;
     all finished -> failed if any failed, else completed if none was cancelled, else cancelled.
+    A paused batch with work left (queued jobs, or running ones finishing) is paused; once its
+    jobs have all finished it shows how it finished (and stays paused for jobs put back).
     """
+    if counts.finished < counts.total and paused:
+        return BatchStatus.PAUSED
     if counts.queued == counts.total:
         return BatchStatus.QUEUED
     if counts.finished < counts.total:

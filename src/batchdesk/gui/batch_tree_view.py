@@ -72,6 +72,7 @@ Index = QModelIndex | QPersistentModelIndex
 BADGE_COLOURS = {
     "queued": QColor("#6b7480"),
     "processing": QColor("#2f6fd6"),
+    "paused": QColor("#7b4fb0"),
     "completed": QColor("#23784a"),
     "failed": QColor("#c9372c"),
     "cancelled": QColor("#d9a12b"),

@@ -44,6 +44,8 @@ BATCH_COLUMNS = (
     "monday_item_id",
     "delivered_at",
     "delivered_to",
+    "priority",
+    "paused_at",
 )
 
 JOB_COLUMNS = (
@@ -81,6 +83,7 @@ _SORT_SQL = {
     "total_size": "total_size",
     "created_by": "created_by",
     "pipeline": "pipeline",
+    "priority": "priority",
     "progress": "(completed_count + failed_count + cancelled_count)::float8"
     " / greatest(total_files, 1)",
 }
@@ -114,6 +117,8 @@ class BatchRow:
     monday_item_id: str | None
     delivered_at: datetime | None
     delivered_to: str | None
+    priority: int  # 0-100: workers take higher ones first (farm_controls)
+    paused_at: datetime | None  # when it was paused; None unless paused
 
     @property
     def finished_count(self) -> int:
@@ -158,6 +163,7 @@ class BatchStats:
     completed: int
     failed: int
     cancelled: int
+    paused: int
     total_files_all_time: int
     avg_files_per_batch: float
     max_files_in_batch: int
@@ -335,13 +341,14 @@ def batch_stats(connection: Connection) -> BatchStats:
             "count(*) FILTER (WHERE status = 'completed'), "
             "count(*) FILTER (WHERE status = 'failed'), "
             "count(*) FILTER (WHERE status = 'cancelled'), "
+            "count(*) FILTER (WHERE status = 'paused'), "
             "coalesce(sum(total_files), 0), "
             "coalesce(round(avg(total_files), 1), 0)::float8, "
             "coalesce(max(total_files), 0) "
             "FROM batches"
         )
     )
-    total, queued, processing, completed, failed, cancelled, files, average, largest = row
+    total, queued, processing, completed, failed, cancelled, paused, files, average, largest = row
     return BatchStats(
         total_batches=total,
         queued=queued,
@@ -349,6 +356,7 @@ def batch_stats(connection: Connection) -> BatchStats:
         completed=completed,
         failed=failed,
         cancelled=cancelled,
+        paused=paused,
         total_files_all_time=int(files),
         avg_files_per_batch=float(average),
         max_files_in_batch=largest,

@@ -7,6 +7,13 @@ worker finishing a job and a lead cancelling its batch cannot deadlock.
 Fencing: claiming a job gives it a fresh `lease_token`; finishing or giving it back names that
 token. A worker that was declared dead and comes back holds a token nobody honours any more, so
 it changes nothing.
+
+Attempts: the claim opens a row in `job_attempts` and whatever ends the attempt (completion,
+failure, release, the reaper, a cancel) closes it, each in the same statement as the job's own
+change. A job has an open attempt exactly while it is processing.
+
+Order: the highest priority first, then the oldest due job; jobs of paused batches, and workers
+told to pause (`workers.desired_state`), claim nothing. See migration 0009.
 """
 
 import os
@@ -23,6 +30,7 @@ from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database, is_retryable
 from batchdesk.storage.pool import Connection, only_row
+from batchdesk.storage.submission import current_user
 
 # Serialises the reaper across the studio: one worker reaps at a time.
 REAPER_LOCK_KEY = 0x62617463_68646B03
@@ -51,6 +59,7 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     base_directory_name: str
+    attempt: int  # this attempt's number in the job's history (job_attempts.number)
 
 
 class _Fenced(Exception):
@@ -78,22 +87,63 @@ def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def register_worker(database: Database, worker_id: str, threads: int) -> None:
+WORKER_KINDS = ("window", "headless")
+
+
+def register_worker(
+    database: Database, worker_id: str, threads: int, *, kind: str = "headless"
+) -> None:
+    """Add this worker to the studio's list (or refresh its row); it starts running."""
     with database.begin() as connection:
         connection.execute(
-            "INSERT INTO workers (id, host, pid, threads) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
-            (worker_id, socket.gethostname(), os.getpid(), threads),
+            "INSERT INTO workers (id, host, pid, threads, kind) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), threads = excluded.threads",
+            (worker_id, socket.gethostname(), os.getpid(), threads, kind),
         )
 
 
-def heartbeat(database: Database, worker_id: str) -> bool:
-    """Record that the worker lives; False if it had been declared dead meanwhile."""
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat learnt."""
+
+    was_known: bool  # False: the worker had been declared dead (its row was gone) and is back
+    desired_state: str  # running or paused: what someone asked of this worker
+
+
+def heartbeat(
+    database: Database,
+    worker_id: str,
+    *,
+    threads: int = 1,
+    kind: str = "headless",
+    stopping: bool = False,
+) -> Beat:
+    """Record that the worker lives and what it does; return what it has been asked to do.
+
+    The worker's state becomes what it was asked (`paused` or `running`), which it obeys from
+    this moment, or `stopping`. A worker whose row the reaper removed gets a new one, running.
+    """
     with database.begin() as connection:
-        row = connection.execute(
-            "UPDATE workers SET heartbeat_at = now() WHERE id = %s RETURNING id", (worker_id,)
-        ).fetchone()
-    return row is not None
+        row = only_row(
+            connection.execute(
+                "INSERT INTO workers AS w (id, host, pid, threads, kind, state) "
+                "VALUES (%(id)s, %(host)s, %(pid)s, %(threads)s, %(kind)s, "
+                "  CASE WHEN %(stopping)s THEN 'stopping' ELSE 'running' END) "
+                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), threads = excluded.threads, "
+                "  state = CASE WHEN %(stopping)s THEN 'stopping' ELSE w.desired_state END "
+                "RETURNING w.desired_state, (w.xmax = 0)",
+                {
+                    "id": worker_id,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "threads": threads,
+                    "kind": kind,
+                    "stopping": stopping,
+                },
+            )
+        )
+    desired_state, inserted = row
+    return Beat(was_known=not inserted, desired_state=str(desired_state))
 
 
 def unregister_worker(database: Database, worker_id: str) -> None:
@@ -101,21 +151,44 @@ def unregister_worker(database: Database, worker_id: str) -> None:
         connection.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
 
 
+# The next job: queued, due and not paused, from the claim's index (jobs_claim_idx) in its own
+# order; nothing for a worker told to pause. The attempt is opened in the same statement, with
+# the number counted up on the job row this statement has locked (never one taken already).
+_CLAIM = """
+WITH claimed AS (
+    UPDATE jobs j SET status = 'processing', worker = %(worker)s,
+        lease_token = gen_random_uuid(), attempts = j.attempts + 1,
+        last_attempt = j.last_attempt + 1,
+        started_at = now(), heartbeat_at = now(), finished_at = NULL
+    FROM batches b
+    WHERE b.id = j.batch_id AND j.id = (
+        SELECT id FROM jobs
+        WHERE status = 'queued' AND NOT paused AND run_after <= now()
+          AND NOT EXISTS (SELECT 1 FROM workers
+                          WHERE id = %(worker)s AND desired_state = 'paused')
+        ORDER BY priority DESC, run_after, id
+        FOR UPDATE SKIP LOCKED LIMIT 1)
+    RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, j.input_size,
+        j.pipeline, j.attempts, j.max_attempts, b.base_directory_name, j.last_attempt,
+        j.started_at
+), opened AS (
+    INSERT INTO job_attempts (job_id, number, worker, started_at)
+    SELECT id, last_attempt, %(worker)s, started_at FROM claimed
+)
+SELECT id, batch_id, lease_token, file_name, input_sha256, input_size, pipeline, attempts,
+    max_attempts, base_directory_name, last_attempt
+FROM claimed
+"""
+
+
 def claim(database: Database, worker_id: str) -> ClaimedJob | None:
-    """Take the next queued job that is due, or None; many claimers never get the same job."""
+    """Take the next job to run, or None; many claimers never get the same job.
+
+    The next job is the queued, due job of the highest priority, then the oldest; jobs of
+    paused batches wait, and a worker told to pause gets none.
+    """
     with database.begin() as connection:
-        row = connection.execute(
-            "UPDATE jobs j SET status = 'processing', worker = %s, "
-            "lease_token = gen_random_uuid(), attempts = j.attempts + 1, "
-            "started_at = now(), heartbeat_at = now(), finished_at = NULL "
-            "FROM batches b "
-            "WHERE b.id = j.batch_id AND j.id = ("
-            "  SELECT id FROM jobs WHERE status = 'queued' AND run_after <= now() "
-            "  ORDER BY run_after, id FOR UPDATE SKIP LOCKED LIMIT 1) "
-            "RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, "
-            "j.input_size, j.pipeline, j.attempts, j.max_attempts, b.base_directory_name",
-            (worker_id,),
-        ).fetchone()
+        row = connection.execute(_CLAIM, {"worker": worker_id}).fetchone()
     if row is None:
         return None
     values = list(row)
@@ -123,13 +196,58 @@ def claim(database: Database, worker_id: str) -> ClaimedJob | None:
     return ClaimedJob(*values)
 
 
+# Closes the attempt of the job a worker's own statement ended, in that statement: the CTE
+# `ended` returns the job's (id, error). The attempt was opened by the worker's own claim,
+# committed before, so the statement sees it.
+_CLOSE_OWN_ATTEMPT = """
+closed AS (
+    UPDATE job_attempts a SET finished_at = now(), outcome = %(outcome)s, error = ended.error,
+        log = %(log)s, ended_by = a.worker
+    FROM ended WHERE a.job_id = ended.id AND a.number = %(number)s AND a.finished_at IS NULL
+)
+"""
+
+
+def _close_attempts(
+    connection: Connection,
+    ended: Sequence[tuple[int, int, str | None]],
+    *,
+    outcome: str,
+    ended_by: str,
+) -> None:
+    """Close the attempts (job id, number, error) that someone else's statement ended.
+
+    A statement of its own, after the one that locked the jobs: a claim that committed while
+    that one waited for a job's lock is seen by this one, its attempt with it.
+    """
+    if not ended:
+        return
+    connection.execute(
+        "UPDATE job_attempts a SET finished_at = now(), outcome = %s, error = e.error, "
+        "ended_by = %s FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS e(id, n, error) "
+        "WHERE a.job_id = e.id AND a.number = e.n AND a.finished_at IS NULL",
+        (
+            outcome,
+            ended_by,
+            [row[0] for row in ended],
+            [row[1] for row in ended],
+            [row[2] for row in ended],
+        ),
+    )
+
+
 def complete(
-    database: Database, job: ClaimedJob, outputs: Sequence[tuple[StoredOutput, Any]]
+    database: Database,
+    job: ClaimedJob,
+    outputs: Sequence[tuple[StoredOutput, Any]],
+    *,
+    log: str | None = None,
 ) -> bool:
     """Store the outputs and mark the job completed, in one transaction; False if fenced off.
 
     `outputs` pairs each output's description with its file path. The files are written before
     the job row is touched, so the job and batch rows are locked only for the final update.
+    `log` is kept with the attempt (what the job's tools and Pillow said).
     """
 
     def work(connection: Connection) -> bool:
@@ -158,10 +276,19 @@ def complete(
                 ],
             )
         done = connection.execute(
-            "UPDATE jobs SET status = 'completed', finished_at = now(), last_error = NULL, "
-            "lease_token = NULL WHERE id = %s AND lease_token = %s AND status = 'processing' "
-            "RETURNING id",
-            (job.id, job.lease_token),
+            "WITH ended AS ("
+            "  UPDATE jobs SET status = 'completed', finished_at = now(), last_error = NULL, "
+            "  lease_token = NULL WHERE id = %(id)s AND lease_token = %(token)s "
+            "  AND status = 'processing' RETURNING id, last_error AS error), "
+            + _CLOSE_OWN_ATTEMPT
+            + "SELECT id FROM ended",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "outcome": "completed",
+                "log": log,
+                "number": job.attempt,
+            },
         ).fetchone()
         if done is None:
             raise _Fenced  # cancelled or reaped while the outputs were written: undo them
@@ -173,30 +300,44 @@ def complete(
         return False
 
 
-def fail(database: Database, job: ClaimedJob, message: str, *, retryable: bool) -> str | None:
+def fail(
+    database: Database,
+    job: ClaimedJob,
+    message: str,
+    *,
+    retryable: bool,
+    log: str | None = None,
+) -> str | None:
     """Record a failure: back to the queue with a delay if worth retrying, else failed.
 
-    Returns the job's new status, or None if the job was no longer this worker's.
+    The attempt is closed as failed with `message` (the job's error) and `log`. Returns the
+    job's new status, or None if the job was no longer this worker's.
     """
     delay = RETRY_BACKOFF_SECONDS * 2 ** max(job.attempts - 1, 0)
 
     def work(connection: Connection) -> str | None:
         row = connection.execute(
-            "UPDATE jobs SET "
-            "status = CASE WHEN %(retry)s AND attempts < max_attempts "
-            "  THEN 'queued' ELSE 'failed' END, "
-            "run_after = now() + make_interval(secs => %(delay)s), "
-            "finished_at = CASE WHEN %(retry)s AND attempts < max_attempts "
-            "  THEN NULL ELSE now() END, "
-            "last_error = %(message)s, lease_token = NULL "
-            "WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
-            "RETURNING status",
+            "WITH ended AS ("
+            "  UPDATE jobs SET "
+            "  status = CASE WHEN %(retry)s AND attempts < max_attempts "
+            "    THEN 'queued' ELSE 'failed' END, "
+            "  run_after = now() + make_interval(secs => %(delay)s), "
+            "  finished_at = CASE WHEN %(retry)s AND attempts < max_attempts "
+            "    THEN NULL ELSE now() END, "
+            "  last_error = %(message)s, lease_token = NULL "
+            "  WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
+            "  RETURNING id, last_error AS error, status), "
+            + _CLOSE_OWN_ATTEMPT
+            + "SELECT status FROM ended",
             {
                 "retry": retryable,
                 "delay": delay,
                 "message": message,
                 "id": job.id,
                 "token": job.lease_token,
+                "outcome": "failed",
+                "log": log,
+                "number": job.attempt,
             },
         ).fetchone()
         return None if row is None else str(row[0])
@@ -204,15 +345,27 @@ def fail(database: Database, job: ClaimedJob, message: str, *, retryable: bool) 
     return with_retry(database, work)
 
 
-def release(database: Database, job: ClaimedJob) -> bool:
-    """Give a job back to the queue untried (a clean stop): its attempt does not count."""
+def release(database: Database, job: ClaimedJob, *, log: str | None = None) -> bool:
+    """Give a job back to the queue untried (a clean stop): its attempt does not count.
+
+    The attempt stays in the history, closed as released.
+    """
 
     def work(connection: Connection) -> bool:
         row = connection.execute(
-            "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
-            "worker = NULL, lease_token = NULL, started_at = NULL, run_after = now() "
-            "WHERE id = %s AND lease_token = %s AND status = 'processing' RETURNING id",
-            (job.id, job.lease_token),
+            "WITH ended AS ("
+            "  UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+            "  worker = NULL, lease_token = NULL, started_at = NULL, run_after = now(), "
+            "  last_error = NULL "
+            "  WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' "
+            "  RETURNING id, NULL::text AS error), " + _CLOSE_OWN_ATTEMPT + "SELECT id FROM ended",
+            {
+                "id": job.id,
+                "token": job.lease_token,
+                "outcome": "released",
+                "log": log,
+                "number": job.attempt,
+            },
         ).fetchone()
         return row is not None
 
@@ -238,12 +391,15 @@ class ReapResult:
     failed: int
 
 
-def reap(database: Database, liveness_timeout: float) -> ReapResult | None:
+def reap(
+    database: Database, liveness_timeout: float, *, reaper: str | None = None
+) -> ReapResult | None:
     """Give back the running jobs of dead workers; None if another worker is reaping now.
 
     A worker is dead when its heartbeat is older than `liveness_timeout` seconds by the
     database's clock, or when its row is gone. Its jobs go back to the queue, or fail once
-    they have used all their attempts.
+    they have used all their attempts. Each job's attempt is closed as `lost`, with the reaping
+    worker (`reaper`) as the one that ended it and the reason as its error and the job's.
     """
 
     def work(connection: Connection) -> ReapResult | None:
@@ -257,26 +413,38 @@ def reap(database: Database, liveness_timeout: float) -> ReapResult | None:
             (liveness_timeout,),
         )
         rows = connection.execute(
-            "UPDATE jobs SET "
-            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, "
-            "finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END, "
-            "last_error = CASE WHEN attempts < max_attempts THEN last_error ELSE "
-            "  'The workstation running it stopped responding ' || attempts || "
+            "UPDATE jobs j SET "
+            "status = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END, "
+            "finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END, "
+            "last_error = CASE WHEN j.attempts < j.max_attempts THEN "
+            "  'Worker ' || coalesce(dead.worker, '?') || ' stopped responding; the job went "
+            "back to the queue.' "
+            "ELSE 'The workstation running it stopped responding ' || j.attempts || "
             "  ' times; check that machine, then retry the batch.' END, "
             "worker = NULL, lease_token = NULL, run_after = now() "
-            "WHERE id IN (SELECT j.id FROM jobs j WHERE j.status = 'processing' "
-            "  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = j.worker) "
-            "  ORDER BY j.id FOR UPDATE SKIP LOCKED) "
-            "RETURNING status"
+            "FROM (SELECT id, worker FROM jobs WHERE status = 'processing' "
+            "  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.worker) "
+            "  ORDER BY id FOR UPDATE SKIP LOCKED) dead "
+            "WHERE j.id = dead.id "
+            "RETURNING j.id, j.last_attempt, j.last_error, j.status"
         ).fetchall()
-        requeued = sum(1 for row in rows if row[0] == "queued")
+        _close_attempts(
+            connection,
+            [(row[0], row[1], row[2]) for row in rows],
+            outcome="lost",
+            ended_by=reaper or "the reaper",
+        )
+        requeued = sum(1 for row in rows if row[3] == "queued")
         return ReapResult(requeued=requeued, failed=len(rows) - requeued)
 
     return with_retry(database, work)
 
 
 def retry_batch(database: Database, batch_id: UUID) -> int:
-    """Put a batch's failed jobs back in the queue with fresh attempts; return how many."""
+    """Put a batch's failed jobs back in the queue with fresh attempts; return how many.
+
+    Their earlier attempts stay in the history.
+    """
 
     def work(connection: Connection) -> int:
         rows = connection.execute(
@@ -297,17 +465,27 @@ class CancelResult:
     running: int  # stopped at their next step boundary
 
 
-def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
-    """Cancel a batch's unfinished jobs; their workers notice and stop at the next step."""
+def cancel_batch(database: Database, batch_id: UUID, *, by: str | None = None) -> CancelResult:
+    """Cancel a batch's unfinished jobs; their workers notice and stop at the next step.
+
+    The attempts of the running ones are closed as cancelled, ended by `by` (who cancelled).
+    """
 
     def work(connection: Connection) -> CancelResult:
         rows = connection.execute(
             "WITH chosen AS (SELECT id, status AS was FROM jobs WHERE batch_id = %s "
             "  AND status IN ('queued', 'processing') ORDER BY id FOR UPDATE) "
             "UPDATE jobs j SET status = 'cancelled', finished_at = now(), lease_token = NULL, "
-            "last_error = 'Cancelled.' FROM chosen WHERE j.id = chosen.id RETURNING chosen.was",
+            "last_error = 'Cancelled.' FROM chosen WHERE j.id = chosen.id "
+            "RETURNING chosen.was, j.id, j.last_attempt, j.last_error",
             (batch_id,),
         ).fetchall()
+        _close_attempts(
+            connection,
+            [(row[1], row[2], row[3]) for row in rows if row[0] == "processing"],
+            outcome="cancelled",
+            ended_by=by or current_user(),
+        )
         running = sum(1 for row in rows if row[0] == "processing")
         return CancelResult(queued=len(rows) - running, running=running)
 
@@ -315,9 +493,13 @@ def cancel_batch(database: Database, batch_id: UUID) -> CancelResult:
 
 
 def job_counts(database: Database) -> dict[str, int]:
-    """Return how many jobs are in each status, studio-wide."""
+    """Return how many jobs are in each status, studio-wide; queued jobs of paused batches
+    count as `paused` (no worker may take them), not as `queued`."""
     with database.connect() as connection:
-        rows = connection.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+        rows = connection.execute(
+            "SELECT CASE WHEN status = 'queued' AND paused THEN 'paused' ELSE status END, "
+            "count(*) FROM jobs GROUP BY 1"
+        ).fetchall()
     return {status: int(count) for status, count in rows}
 
 

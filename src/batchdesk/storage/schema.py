@@ -8,6 +8,7 @@ updated_at, completed_at, finished_at) are never written by Python code.
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -82,6 +83,11 @@ batches = Table(
     Column("monday_item_id", Text),
     _timestamp("delivered_at"),
     Column("delivered_to", Text),
+    # Farm controls (0009): the studio's default priority, and when the batch was paused.
+    Column(
+        "priority", Integer, nullable=False, server_default=text("batchdesk_default_priority()")
+    ),
+    _timestamp("paused_at"),
     UniqueConstraint("base_directory_name", name="batches_base_directory_name_key"),
     UniqueConstraint(
         "customer_prefix", "batch_date", "batch_counter", name="batches_prefix_date_counter_key"
@@ -155,8 +161,21 @@ jobs = Table(
     _timestamp("created_at", default_now=True),
     _timestamp("started_at"),
     _timestamp("finished_at"),
+    # Copies of the batch's priority and pause, kept in step by the statements that change
+    # the batch, so that the claim reads one index (0009).
+    Column(
+        "priority", Integer, nullable=False, server_default=text("batchdesk_default_priority()")
+    ),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("last_attempt", Integer, nullable=False, server_default="0"),  # job_attempts.number
     UniqueConstraint("batch_id", "position", name="jobs_batch_id_position_key"),
-    Index("jobs_queued_idx", "run_after", "id", postgresql_where=text("status = 'queued'")),
+    Index(
+        "jobs_claim_idx",
+        text("priority DESC"),
+        "run_after",
+        "id",
+        postgresql_where=text("status = 'queued' AND NOT paused"),
+    ),
     Index("jobs_input_sha256_idx", "input_sha256"),
     Index("jobs_processing_worker_idx", "worker", postgresql_where=text("status = 'processing'")),
     # "N done here today" in the window (migration 0007).
@@ -176,6 +195,36 @@ workers = Table(
     Column("threads", Integer, nullable=False),
     _timestamp("started_at", default_now=True),
     _timestamp("heartbeat_at", default_now=True),
+    Column("kind", Text, nullable=False, server_default="headless"),  # window or headless
+    Column("desired_state", Text, nullable=False, server_default="running"),  # or paused
+    Column("state", Text, nullable=False, server_default="running"),  # paused, stopping
+)
+
+# Every attempt of every job (0009): opened by the claim, closed by what ended it.
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column("job_id", BigInteger, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("worker", Text, nullable=False),
+    _timestamp("started_at", default_now=True),
+    _timestamp("finished_at"),
+    Column("outcome", Text),
+    Column("error", Text),
+    Column("log", Text),
+    Column("ended_by", Text),
+    Index(
+        "job_attempts_open_idx",
+        "job_id",
+        unique=True,
+        postgresql_where=text("finished_at IS NULL"),
+    ),
+    Index(
+        "job_attempts_completed_idx",
+        "worker",
+        "finished_at",
+        postgresql_where=text("outcome = 'completed'"),
+    ),
 )
 
 job_outputs = Table(
