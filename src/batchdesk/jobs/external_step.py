@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from batchdesk.jobs import attempt_log
 from batchdesk.jobs.step_specs import EXTENSIONS, Encoding, ExternalStep
 from batchdesk.jobs.working_image import (
     StepContext,
@@ -102,6 +103,9 @@ def _run_tool(args: list[str], step: ExternalStep, context: StepContext, cwd: Pa
         if process.returncode is None:
             _kill(process)
     code = process.returncode
+    said_on_stderr = _tail(stderr)
+    if said_on_stderr:  # kept with the attempt, whether the tool succeeded or not
+        attempt_log.note(f"{tool}: {said_on_stderr}")
     if code == 0:
         return
     if code > 0:
@@ -111,7 +115,7 @@ def _run_tool(args: list[str], step: ExternalStep, context: StepContext, cwd: Pa
             how = f"signal {signal.Signals(-code).name}"
         except ValueError:
             how = f"signal {-code}"
-    said = _tail(stderr) or _tail(stdout)
+    said = said_on_stderr or _tail(stdout)
     said = f" and said: {said}" if said else ""
     raise StepError(
         f"the tool {tool!r} failed with {how}{said}; check the tool and its arguments in "

@@ -8,12 +8,16 @@ QThreadPool through the same `TaskPool` protocol. Three small threads keep it go
 - the listener LISTENs on its own autocommit connection and wakes the dispatcher;
 - the heartbeat proves this worker alive every few seconds, notices jobs that were cancelled or
   reaped under it (they stop at their next step), and reaps dead workers' jobs (one reaper at a
-  time across the studio).
+  time across the studio). It also reads what the studio asks of this worker (`workers pause`,
+  from any workstation): a paused worker finishes its running jobs and claims nothing new. A
+  NOTIFY on `batchdesk_workers` brings that news at once; the heartbeat at the latest.
 
 Nothing a job produces is lost to a database outage: a completion that cannot reach the database
 is retried until it can, or until the job turns out to be someone else's (then it is dropped).
 """
 
+import contextlib
+import json
 import logging
 import shutil
 import tempfile
@@ -28,14 +32,14 @@ from typing import Protocol, TypeVar
 import psycopg
 
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
-from batchdesk.jobs import temp_folders
+from batchdesk.jobs import attempt_log, temp_folders
 from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.job_warnings import recorded_warnings
 from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, over_budget_message
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
-from batchdesk.storage import blob_store, job_queue, pipeline_store
+from batchdesk.storage import blob_store, job_queue, pipeline_store, workers
 from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import ClaimedJob, StoredOutput
 
@@ -104,10 +108,18 @@ class Runner:
         pool: TaskPool | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
         worker_name: str | None = None,
+        kind: str = "headless",
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         self.database = database
         self.config = config or RunnerConfig()
         self.worker_id = job_queue.new_worker_id(worker_name)
+        self.kind = kind  # window or headless, as the studio's worker list shows it
+        # Told "running" or "paused" when the studio's request for this worker changes.
+        self._on_state = on_state or (lambda _state: None)
+        self._paused = threading.Event()
+        self._state_lock = threading.Lock()
+        self._beat_soon = threading.Event()
         self._pool = pool or ThreadTaskPool(self.config.threads)
         self._on_event = on_event or (lambda _event: None)
         self._lock = threading.Condition()
@@ -123,7 +135,9 @@ class Runner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        job_queue.register_worker(self.database, self.worker_id, self.config.threads)
+        job_queue.register_worker(
+            self.database, self.worker_id, self.config.threads, kind=self.kind
+        )
         for name, target in (
             ("dispatcher", self._dispatch_loop),
             ("listener", self._listen_loop),
@@ -137,6 +151,9 @@ class Runner:
         """Stop claiming, give back the jobs not finished, and leave the studio's worker list."""
         self._stopping.set()
         self._wake.set()
+        self._beat_soon.set()
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            self._heartbeat()  # the studio's worker list says so while running jobs wind down
         dispatcher, *others = self._threads
         dispatcher.join()  # no new job starts after this
         self._pool.shutdown()  # running jobs stop at their next step and are given back
@@ -152,6 +169,11 @@ class Runner:
     def busy(self) -> int:
         with self._lock:
             return len(self._running)
+
+    @property
+    def paused(self) -> bool:
+        """True while the studio asks this worker to pause (it claims nothing new)."""
+        return self._paused.is_set()
 
     # -- dispatcher --------------------------------------------------------------------------
 
@@ -169,6 +191,8 @@ class Runner:
             self._wake.wait(self.config.poll_interval)
 
     def _start_one(self) -> bool:
+        if self._paused.is_set():
+            return False  # asked to pause: running jobs finish, nothing new starts
         with self._lock:
             if len(self._running) >= self.config.threads:
                 return False
@@ -228,7 +252,9 @@ class Runner:
     # -- one job -----------------------------------------------------------------------------
 
     def _run(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
-        with recorded_warnings() as warned:
+        # Pillow's warnings and what the job's tools say are kept with this attempt as its log
+        # (attempt_log.recorded(), passed to the job's completion, failure or release).
+        with recorded_warnings() as warned, attempt_log.recording(warnings=warned):
             self._run_recorded(job, reserved, refusal)
         for warning in dict.fromkeys(warned):  # once each: the file is opened more than once
             # Kept with the job rather than printed (see job_warnings).
@@ -248,7 +274,9 @@ class Runner:
             if job.id in self._revoked:
                 self._emit("dropped", job, "cancelled or taken over while running")
             else:
-                self._until_done(lambda: job_queue.release(self.database, job))
+                self._until_done(
+                    lambda: job_queue.release(self.database, job, log=attempt_log.recorded())
+                )
                 self._emit("released", job, "given back to the queue (worker stopping)")
         except JobFailed as exc:
             self._record_failure(job, str(exc), retryable=exc.retryable, began=began)
@@ -295,7 +323,9 @@ class Runner:
             )
             for o in outputs
         ]
-        completed = self._until_done(lambda: job_queue.complete(self.database, job, stored))
+        completed = self._until_done(
+            lambda: job_queue.complete(self.database, job, stored, log=attempt_log.recorded())
+        )
         seconds = time.monotonic() - began
         if completed:
             self._emit("completed", job, seconds=seconds, outputs=len(stored))
@@ -314,7 +344,9 @@ class Runner:
         self, job: ClaimedJob, message: str, *, retryable: bool, began: float
     ) -> None:
         status = self._until_done(
-            lambda: job_queue.fail(self.database, job, message, retryable=retryable)
+            lambda: job_queue.fail(
+                self.database, job, message, retryable=retryable, log=attempt_log.recorded()
+            )
         )
         seconds = time.monotonic() - began
         if status == "queued":
@@ -359,25 +391,40 @@ class Runner:
 
     def _heartbeat_loop(self) -> None:
         beats = 0
-        while not self._stopping.wait(self.config.heartbeat_interval if beats else 0):
+        while not self._stopping.is_set():
             beats += 1
             try:
                 self._beat(reap=beats % 2 == 1)
             except _CONNECTION_ERRORS as exc:
                 log.warning("heartbeat failed: %s", exc)
+            # Sooner when the studio's request for this worker changed (see the listener).
+            self._beat_soon.wait(self.config.heartbeat_interval)
+            self._beat_soon.clear()
+
+    def _heartbeat(self) -> job_queue.Beat:
+        return job_queue.heartbeat(
+            self.database,
+            self.worker_id,
+            threads=self.config.threads,
+            kind=self.kind,
+            stopping=self._stopping.is_set(),
+        )
 
     def _beat(self, *, reap: bool) -> None:
-        if not job_queue.heartbeat(self.database, self.worker_id):
+        beat = self._heartbeat()
+        if not beat.was_known:
             # Declared dead (a long pause, a lost network): our jobs were given away.
-            log.warning("%s was declared dead; registering again", self.worker_id)
-            job_queue.register_worker(self.database, self.worker_id, self.config.threads)
+            log.warning("%s was declared dead; it is listed again", self.worker_id)
+        self._obey(beat.desired_state)
         with self._lock:
             running = list(self._running.values())
         held = job_queue.still_held(self.database, running)
         with self._lock:
             self._revoked.update(job.id for job in running if job.id not in held)
         if reap:
-            result = job_queue.reap(self.database, self.config.liveness_timeout)
+            result = job_queue.reap(
+                self.database, self.config.liveness_timeout, reaper=self.worker_id
+            )
             if result and (result.requeued or result.failed):
                 log.warning(
                     "gave back %d and failed %d jobs of unresponsive workers",
@@ -385,6 +432,38 @@ class Runner:
                     result.failed,
                 )
                 self._wake.set()
+
+    def _obey(self, desired_state: str) -> None:
+        """Pause or run again as the studio asks; tell the owner when that changes."""
+        pause = desired_state == "paused"
+        with self._state_lock:
+            if pause == self._paused.is_set():
+                return
+            if pause:
+                self._paused.set()
+            else:
+                self._paused.clear()
+                self._wake.set()
+        try:
+            self._on_state(desired_state)
+        except Exception:
+            log.exception("state handler failed")
+
+    def _on_workers_notification(self, payload: str) -> None:
+        """A worker's row changed somewhere: if it is ours, obey and report at once."""
+        try:
+            news = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(news, dict) or news.get("id") != self.worker_id:
+            return
+        if news.get("op") == "delete":
+            self._beat_soon.set()  # removed while alive: be listed again now
+            return
+        desired_state = news.get("desired_state")
+        if isinstance(desired_state, str) and desired_state != news.get("state"):
+            self._obey(desired_state)
+            self._beat_soon.set()  # report the new state now, not at the next heartbeat
 
     # -- listener ----------------------------------------------------------------------------
 
@@ -394,12 +473,17 @@ class Runner:
             try:
                 with psycopg.connect(self.database.conninfo, autocommit=True) as connection:
                     connection.execute("LISTEN batchdesk_batches")
+                    connection.execute(f"LISTEN {workers.CHANNEL}")
                     delay = 0.5
                     self._wake.set()  # after a reconnect, look again: we may have missed news
+                    self._beat_soon.set()
                     while not self._stopping.is_set():
                         # A short timeout so that a stop is noticed within a second.
-                        for _notification in connection.notifies(timeout=1.0):
-                            self._wake.set()
+                        for notification in connection.notifies(timeout=1.0):
+                            if notification.channel == workers.CHANNEL:
+                                self._on_workers_notification(notification.payload)
+                            else:
+                                self._wake.set()
             except psycopg.Error as exc:
                 log.info("listener reconnecting in %.1f s: %s", delay, exc)
                 self._stopping.wait(delay)
