@@ -447,10 +447,10 @@ def test_list_filters_by_customer_and_status_newest_first(cli: Cli, tmp_path: Pa
     assert names(queued.json()) == expected
     assert finished.json() == []
     header, *rows = plain.stdout.splitlines()
-    assert header.split() == ["NAME", "STATUS", "DONE", "SIZE", "CREATED", "DESCRIPTION"]
-    assert [row.split()[:3] for row in rows] == [
-        [newer["base_directory_name"], "queued", "0/1"],
-        [older["base_directory_name"], "queued", "0/2"],
+    assert header.split() == ["NAME", "STATUS", "PRI", "DONE", "SIZE", "CREATED", "DESCRIPTION"]
+    assert [row.split()[:4] for row in rows] == [
+        [newer["base_directory_name"], "queued", "50", "0/1"],
+        [older["base_directory_name"], "queued", "50", "0/2"],
     ]
 
 
@@ -546,10 +546,11 @@ def test_show_finds_a_batch_by_name_and_by_id(cli: Cli, tmp_path: Path) -> None:
 
     lines = plain.stdout.splitlines()
     assert lines[0] == name
-    details = dict(line.strip().split(":", 1) for line in lines[1:10])
+    details = dict(line.strip().split(":", 1) for line in lines[1 : lines.index("")])
     assert details["Status"].strip() == "queued"
     assert details["Description"].strip() == "Show me"
     assert details["Id"].strip() == batch["id"]
+    assert details["Priority"].strip() == "50"
     assert all(any(png.name in line for line in lines) for png in pngs)
 
 
@@ -625,6 +626,7 @@ def test_db_check_reports_counts_that_disagree_and_db_repair_recounts_them(
     assert check.returncode == 1, check
     assert check.stdout == (
         f"{batch['base_directory_name']}: counts disagree with its jobs\n"
+        "Every running job has its open attempt, and no other job has one.\n"
         "Every stored file is used by a job.\n"
     )
     [advice] = check.stderr.splitlines()

@@ -93,6 +93,7 @@ def test_ctrl_c_after_the_upload_says_what_stays_and_db_gc_removes_it(
     assert check.returncode == 0, check
     assert check.stdout.splitlines() == [
         "All batch counts agree with their jobs.",
+        "Every running job has its open attempt, and no other job has one.",
         f"2 stored files ({format_size(size)}) are used by no job: 2 uploaded in the last hour, "
         "which a submission may still be using.",
     ]

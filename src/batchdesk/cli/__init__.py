@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         action="append",
         default=[],
-        help="queued, processing, completed, failed or cancelled (repeat for several)",
+        help="queued, processing, paused, completed, failed or cancelled (repeat for several)",
     )
     listing.add_argument("--customer", metavar="PREFIX", help="customer prefix, e.g. PL_DXB")
     listing.add_argument("--text", help="text in the name, the description or a file name")
@@ -174,12 +174,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="silence after which another worker counts as dead (30)",
     )
 
+    retry = commands.add_parser(
+        "retry", help="put a batch's failed jobs (or with --job, the jobs named) back in the queue"
+    )
+    retry.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+    cancel = commands.add_parser("cancel", help="cancel a batch's unfinished jobs")
+    cancel.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+    retry.add_argument(
+        "--job",
+        dest="jobs",
+        action="append",
+        metavar="FILE_NAME",
+        help="only this job (its file name or id; repeat for several): a failed, completed "
+        "or cancelled job goes back to the queue with fresh attempts",
+    )
+
+    priority = commands.add_parser(
+        "priority", help="set batches' priority, 0-100: workers take higher ones first"
+    )
+    priority.add_argument("items", nargs="+", metavar="BATCH... N", help="batches, then N")
     for name, text in (
-        ("retry", "put a batch's failed jobs back in the queue"),
-        ("cancel", "cancel a batch's unfinished jobs"),
+        ("pause", "pause batches: no new job of theirs starts; running ones finish"),
+        ("resume", "let paused batches' jobs run again"),
     ):
         action = commands.add_parser(name, help=text)
-        action.add_argument("batch", metavar="BATCH", help="batch id or base directory name")
+        action.add_argument("batches", nargs="+", metavar="BATCH")
+
+    workers = commands.add_parser(
+        "workers", help="the studio's live workers; pause or resume one, or a host's"
+    )
+    workers.add_argument("--json", action="store_true")
+    steering = workers.add_subparsers(
+        dest="workers_command", metavar="ACTION", parser_class=_Parser
+    )
+    for name, text in (
+        ("pause", "finish running jobs, take no new ones"),
+        ("resume", "take jobs again"),
+    ):
+        action = steering.add_parser(name, help=text)
+        action.add_argument("worker", metavar="WORKER|HOST", help="a worker id or a host name")
 
     pipelines = commands.add_parser("pipelines", help="list the studio's pipelines")
     pipelines.add_argument("--json", action="store_true")
@@ -201,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--json", action="store_true")
     timezone = actions.add_parser("timezone", help="show or set the zone that decides 'today'")
     timezone.add_argument("zone", nargs="?", help="e.g. Europe/London; 'server' for the default")
+    default_priority = actions.add_parser(
+        "priority", help="show or set the priority new batches get (50 unless set)"
+    )
+    default_priority.add_argument("priority", nargs="?", metavar="N", help="0 to 100")
     return parser
 
 
@@ -220,6 +257,10 @@ COMMANDS: dict[str | None, tuple[str, str]] = {
     "retry": ("batchdesk.cli.job_commands", "cmd_retry"),
     "cancel": ("batchdesk.cli.job_commands", "cmd_cancel"),
     "pipelines": ("batchdesk.cli.job_commands", "cmd_pipelines"),
+    "priority": ("batchdesk.cli.farm_commands", "cmd_priority"),
+    "pause": ("batchdesk.cli.farm_commands", "cmd_pause"),
+    "resume": ("batchdesk.cli.farm_commands", "cmd_resume"),
+    "workers": ("batchdesk.cli.farm_commands", "cmd_workers"),
     "db": ("batchdesk.cli.db_commands", "cmd_db"),
 }
 

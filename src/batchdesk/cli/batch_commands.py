@@ -26,7 +26,7 @@ from batchdesk.domain.batch_query import (
 from batchdesk.domain.file_selection import FileSelection, select_files
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest, KnownError
-from batchdesk.storage import batch_queries
+from batchdesk.storage import batch_queries, job_attempts
 from batchdesk.storage.submission import SubmissionRequest, current_user, submit
 
 # Skipped files listed one per line up to this many; beyond it, a count.
@@ -158,6 +158,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         [
             b.base_directory_name,
             b.status,
+            str(b.priority),
             f"{b.finished_count}/{b.total_files}",
             format_size(b.total_size),
             local_time(b.created_at),
@@ -165,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ]
         for b in batches
     ]
-    print(table(["NAME", "STATUS", "DONE", "SIZE", "CREATED", "DESCRIPTION"], rows))
+    print(table(["NAME", "STATUS", "PRI", "DONE", "SIZE", "CREATED", "DESCRIPTION"], rows))
     if total > len(batches):
         first = args.offset + 1
         print(f"Showing {first}-{args.offset + len(batches)} of {total:,} batches.")
@@ -176,12 +177,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
         batch = batch_queries.find_batch(connection, args.batch)
         jobs = batch_queries.list_jobs(connection, batch.id)
+        histories = job_attempts.batch_histories(connection, batch.id) if args.json else {}
     if args.json:
-        print_json(batch.as_json() | {"jobs": [j.as_json() for j in jobs]})
+        jobs_json = [
+            j.as_json() | {"history": [a.as_json() for a in histories.get(j.id, ())]} for j in jobs
+        ]
+        print_json(batch.as_json() | {"jobs": jobs_json})
         return 0
     print(batch.base_directory_name)
     details = [
         ("Status", batch.status),
+        ("Priority", str(batch.priority)),
+        *(
+            [("Paused", f"since {local_time(batch.paused_at)} (batchdesk resume lets it run)")]
+            if batch.paused_at
+            else []
+        ),
         ("Description", visible(batch.render_description)),
         ("Pipeline", visible(batch.pipeline)),
         (

@@ -6,7 +6,13 @@ from batchdesk.app import open_app
 from batchdesk.cli.output import err, print_json
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
-from batchdesk.storage import batch_queries, blob_store, migrations_runner
+from batchdesk.storage import (
+    batch_queries,
+    blob_store,
+    farm_controls,
+    job_attempts,
+    migrations_runner,
+)
 from batchdesk.storage.blob_store import UnreferencedBlobs
 from batchdesk.storage.pool import only_row
 
@@ -19,6 +25,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         "repair": _db_repair,
         "gc": _db_gc,
         "timezone": _db_timezone,
+        "priority": _db_priority,
     }[args.db_command]
     return handler(args)
 
@@ -62,14 +69,25 @@ def _db_check(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
         drifted = batch_queries.drifted_batches(connection)
         unused = blob_store.unreferenced(connection)
+        unmatched = job_attempts.unmatched_attempts(connection)
     if not drifted:
         print("All batch counts agree with their jobs.")
     for name in drifted:
         print(f"{name}: counts disagree with its jobs")
+    if unmatched:
+        print(
+            f"{plural(unmatched, 'job')} disagree with their attempts (a running job has one "
+            "open attempt, no other job has one)."
+        )
+    else:
+        print("Every running job has its open attempt, and no other job has one.")
     print(_unused_files(unused))  # harmless, so no failure: `db gc` is the remedy
-    if not drifted:
+    if not drifted and not unmatched:
         return 0
-    err(f"{plural(len(drifted), 'batch', 'batches')} drifted: run `batchdesk db repair`.")
+    if drifted:
+        err(f"{plural(len(drifted), 'batch', 'batches')} drifted: run `batchdesk db repair`.")
+    else:
+        err("Attempts disagree with their jobs: run `batchdesk db repair`.")
     return 1
 
 
@@ -136,7 +154,11 @@ def _db_repair(args: argparse.Namespace) -> int:
         for batch in found:
             with app.database.begin() as connection:
                 repaired += batch_queries.recount_batch(connection, batch.id)
+        with app.database.begin() as connection:
+            attempts = job_attempts.repair_attempts(connection)
     print(f"Recounted {plural(repaired, 'batch', 'batches')}.")
+    if attempts:
+        print(f"Fixed {plural(attempts, 'attempt')} that disagreed with their jobs.")
     return 0
 
 
@@ -165,4 +187,16 @@ def _db_timezone(args: argparse.Namespace) -> int:
             )
         )
     print(f"Batch dates follow {row[0]}; today is {row[1].isoformat()}.")
+    return 0
+
+
+def _db_priority(args: argparse.Namespace) -> int:
+    # Checked before the database opens: a priority out of range is a usage error.
+    priority = None if args.priority is None else farm_controls.parse_priority(args.priority)
+    with open_app(args.database_url, on_status=err) as app, app.database.begin() as connection:
+        if priority is not None:
+            app.database.require_write("setting the default priority")
+            farm_controls.set_default_priority(connection, priority)
+        current = farm_controls.default_priority(connection)
+    print(f"New batches get priority {current}; batches made before keep theirs.")
     return 0

@@ -50,6 +50,18 @@ class EventPrinter:
                 line = f"{event.kind.capitalize()} {where}: {event.message}"
             err(line)
 
+    def state_changed(self, state: str) -> None:
+        """The studio asked this worker to pause or to run again (`batchdesk workers`)."""
+        with self._lock:
+            kind = "paused" if state == "paused" else "resumed"
+            if self.as_json:
+                sys.stderr.write(json.dumps({"kind": kind}) + "\n")
+                sys.stderr.flush()
+            elif kind == "paused":
+                err("Paused on request: running jobs finish, no new ones start.")
+            else:
+                err("Resumed on request: taking jobs again.")
+
 
 def cmd_worker(args: argparse.Namespace) -> int:
     with open_app(args.database_url, on_status=err) as app:
@@ -62,7 +74,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             liveness_timeout=args.liveness_timeout,
         )
         printer = EventPrinter(args.json)
-        runner = Runner(app.database, config, on_event=printer)
+        runner = Runner(app.database, config, on_event=printer, on_state=printer.state_changed)
         folder = args.deliver_to or app.settings.delivery_folder
         delivery = AutoDelivery(app.database, Path(folder), on_event=printer) if folder else None
         runner.start()
@@ -94,6 +106,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    if args.jobs:
+        from batchdesk.cli.farm_commands import retry_jobs
+
+        return retry_jobs(args)
     with open_app(args.database_url, on_status=err) as app:
         app.database.require_write("retrying")
         with app.database.connect() as connection:

@@ -126,3 +126,30 @@ def unmatched_attempts(connection: Connection) -> int:
         "  WHERE a.finished_at IS NULL AND j.status <> 'processing')"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def repair_attempts(connection: Connection) -> int:
+    """Make the open attempts agree with the running jobs again; return how many were fixed.
+
+    Only needed after the tables were edited by hand: an open attempt of a job that is not
+    running is closed as lost, and a running job without one gets one.
+    """
+    closed = connection.execute(
+        "UPDATE job_attempts a SET finished_at = now(), outcome = 'lost', "
+        "error = 'Closed by batchdesk db repair: the job was not running.', "
+        "ended_by = 'batchdesk db repair' "
+        "FROM jobs j WHERE j.id = a.job_id AND a.finished_at IS NULL "
+        "AND j.status <> 'processing'"
+    ).rowcount
+    opened = connection.execute(
+        "WITH missing AS (SELECT id FROM jobs j WHERE status = 'processing' AND NOT EXISTS "
+        "  (SELECT 1 FROM job_attempts a WHERE a.job_id = j.id AND a.finished_at IS NULL) "
+        "  ORDER BY id FOR UPDATE), "
+        "counted AS (UPDATE jobs j SET last_attempt = greatest(j.last_attempt, "
+        "  (SELECT coalesce(max(number), 0) FROM job_attempts WHERE job_id = j.id)) + 1 "
+        "  FROM missing WHERE j.id = missing.id "
+        "  RETURNING j.id, j.last_attempt, j.worker, j.started_at) "
+        "INSERT INTO job_attempts (job_id, number, worker, started_at) "
+        "SELECT id, last_attempt, coalesce(worker, ''), coalesce(started_at, now()) FROM counted"
+    ).rowcount
+    return closed + opened
