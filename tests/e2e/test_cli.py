@@ -50,8 +50,9 @@ STATS_KEYS = {
     "total_files_all_time",
     "avg_files_per_batch",
     "max_files_in_batch",
-    # ...plus the status the original lacked.
+    # ...plus the statuses the original lacked.
     "cancelled",
+    "paused",
 }
 SUBMITTED_BATCH_KEYS = {
     "id",

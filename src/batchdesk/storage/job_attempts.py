@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from batchdesk.storage.database import Database
 from batchdesk.storage.pool import Connection
 
 # How an attempt ended; "running" while it is open.
@@ -102,18 +101,6 @@ def batch_histories(connection: Connection, batch_id: UUID) -> dict[int, list[At
     return dict(found)
 
 
-def add_to_log(database: Database, job_id: int, number: int, lines: Collection[str]) -> None:
-    """Add lines to an attempt's log after it ended (what was learnt only afterwards)."""
-    if not lines:
-        return
-    with database.begin() as connection:
-        connection.execute(
-            "UPDATE job_attempts SET log = concat_ws(E'\\n', log, %s) "
-            "WHERE job_id = %s AND number = %s",
-            ("\n".join(lines), job_id, number),
-        )
-
-
 def unmatched_attempts(connection: Connection) -> int:
     """Count the disagreements between jobs and their open attempts (0 when healthy).
 
@@ -145,8 +132,11 @@ def repair_attempts(connection: Connection) -> int:
         "WITH missing AS (SELECT id FROM jobs j WHERE status = 'processing' AND NOT EXISTS "
         "  (SELECT 1 FROM job_attempts a WHERE a.job_id = j.id AND a.finished_at IS NULL) "
         "  ORDER BY id FOR UPDATE), "
-        "counted AS (UPDATE jobs j SET last_attempt = greatest(j.last_attempt, "
-        "  (SELECT coalesce(max(number), 0) FROM job_attempts WHERE job_id = j.id)) + 1 "
+        # The number of the claim that is running, unless an attempt already has it.
+        "counted AS (UPDATE jobs j SET last_attempt = CASE WHEN j.last_attempt > 0 "
+        "  AND NOT EXISTS (SELECT 1 FROM job_attempts WHERE job_id = j.id "
+        "  AND number = j.last_attempt) THEN j.last_attempt ELSE greatest(j.last_attempt, "
+        "  (SELECT coalesce(max(number), 0) FROM job_attempts WHERE job_id = j.id)) + 1 END "
         "  FROM missing WHERE j.id = missing.id "
         "  RETURNING j.id, j.last_attempt, j.worker, j.started_at) "
         "INSERT INTO job_attempts (job_id, number, worker, started_at) "

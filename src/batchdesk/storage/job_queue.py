@@ -198,12 +198,13 @@ def claim(database: Database, worker_id: str) -> ClaimedJob | None:
 
 # Closes the attempt of the job a worker's own statement ended, in that statement: the CTE
 # `ended` returns the job's (id, error). The attempt was opened by the worker's own claim,
-# committed before, so the statement sees it.
+# committed before, so the statement sees it; while the worker holds the job's lease, the
+# job's open attempt is that one.
 _CLOSE_OWN_ATTEMPT = """
 closed AS (
     UPDATE job_attempts a SET finished_at = now(), outcome = %(outcome)s, error = ended.error,
         log = %(log)s, ended_by = a.worker
-    FROM ended WHERE a.job_id = ended.id AND a.number = %(number)s AND a.finished_at IS NULL
+    FROM ended WHERE a.job_id = ended.id AND a.finished_at IS NULL
 )
 """
 
@@ -287,7 +288,6 @@ def complete(
                 "token": job.lease_token,
                 "outcome": "completed",
                 "log": log,
-                "number": job.attempt,
             },
         ).fetchone()
         if done is None:
@@ -337,7 +337,6 @@ def fail(
                 "token": job.lease_token,
                 "outcome": "failed",
                 "log": log,
-                "number": job.attempt,
             },
         ).fetchone()
         return None if row is None else str(row[0])
@@ -364,7 +363,6 @@ def release(database: Database, job: ClaimedJob, *, log: str | None = None) -> b
                 "token": job.lease_token,
                 "outcome": "released",
                 "log": log,
-                "number": job.attempt,
             },
         ).fetchone()
         return row is not None
