@@ -122,6 +122,11 @@ def test_a_viewer_is_refused_every_change_with_a_sentence_naming_the_rights(
         "retrying": ["retry", name],
         "cancelling": ["cancel", name],
         "delivering": ["deliver", name, "--to", home / "deliveries"],
+        "changing priorities": ["priority", name, "80"],
+        "pausing": ["pause", name],
+        "resuming": ["resume", name],
+        "steering workers": ["workers", "pause", "render-node-1"],
+        "setting the default priority": ["db", "priority", "70"],
     }
 
     runs = as_role(studio, home, studio.viewer, *commands.values())
