@@ -25,6 +25,8 @@ trap 'kill $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 1
 
 export DISPLAY="$display" QT_QPA_PLATFORM=xcb QT_SCALE_FACTOR=1
-BATCHDESK_HOME="$work/empty" .venv/bin/python scripts/screenshots.py "$out" --empty
-BATCHDESK_HOME="$work/demo" .venv/bin/python scripts/demo_data.py >/dev/null
-BATCHDESK_HOME="$work/demo" .venv/bin/python scripts/screenshots.py "$out"
+for theme in "" --dark; do
+    BATCHDESK_HOME="$work/demo$theme" .venv/bin/python scripts/demo_data.py >/dev/null
+    BATCHDESK_HOME="$work/empty$theme" .venv/bin/python scripts/screenshots.py "$out" --empty $theme
+    BATCHDESK_HOME="$work/demo$theme" .venv/bin/python scripts/screenshots.py "$out" $theme
+done

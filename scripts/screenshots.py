@@ -1,11 +1,13 @@
 """Drive the real window through the README's scenes and save a screenshot of each.
 
-    BATCHDESK_HOME=/tmp/demo .venv/bin/python scripts/screenshots.py docs/screenshots
+    BATCHDESK_HOME=/tmp/demo .venv/bin/python scripts/screenshots.py docs/screenshots [--dark]
 
 Run by `scripts/screenshot.sh`, which fills the home with demo batches and provides the screen
-(Xvfb). Scenes: the main window with a finished job's before/after preview, a batch being
-processed by this window's workers, the preferences dialog, and the first start (empty home:
-`--empty`). Each scene waits for what it shows rather than for a fixed time.
+(Xvfb). Scenes: the main window with a finished job's before/after preview, the large viewer
+comparing a job's input and output, a batch being processed by this window's workers, the
+preferences dialog, and the first start (empty home: `--empty`). With `--dark` the window uses
+its dark theme and each picture's name ends in `-dark`. Each scene waits for what it shows
+rather than for a fixed time.
 """
 
 import dataclasses
@@ -88,14 +90,21 @@ def select_job(window: MainWindow, description: str, job_row: int) -> None:
     tree.selectionModel().setCurrentIndex(model.index(job_row, 0, batch_index), flags)
 
 
-def scenes(window: MainWindow, folder: Path) -> None:
+def scenes(window: MainWindow, folder: Path, suffix: str) -> None:
     wait_until(lambda: window.workspace is not None and window.workspace.model.rowCount() >= 4)
     workspace = window.workspace
     assert workspace is not None
     select_job(window, "3-view", 0)
     select_batch(window, "Lamp", expand=True)
     select_job(window, "3-view", 1)
-    save(window, folder / "main-window.png")
+    save(window, folder / f"main-window{suffix}.png")
+
+    workspace.viewer.open_selected()
+    viewer = workspace.viewer.viewer
+    assert viewer is not None
+    viewer.set_mode("side by side")
+    save(viewer, folder / f"viewer{suffix}.png", settle_for=1.5)
+    viewer.close()
 
     workspace.runner.set_enabled(True)
 
@@ -109,37 +118,43 @@ def scenes(window: MainWindow, folder: Path) -> None:
 
     select_batch(window, "Spring", expand=True)
     wait_until(campaign_under_way, timeout=180)
-    save(window, folder / "processing.png", settle_for=0.3)
+    save(window, folder / f"processing{suffix}.png", settle_for=0.3)
     workspace.runner.set_enabled(False)
 
     dialog = PreferencesDialog(window.settings, window.tasks, window.paths, window)
     dialog.show()
-    save(dialog, folder / "preferences.png")
+    save(dialog, folder / f"preferences{suffix}.png")
     dialog.reject()
 
 
-def empty_scene(window: MainWindow, folder: Path) -> None:
+def empty_scene(window: MainWindow, folder: Path, suffix: str) -> None:
     wait_until(lambda: window.workspace is not None)
-    save(window, folder / "first-start.png")
+    save(window, folder / f"first-start{suffix}.png")
 
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     app = make_application()
+    dark = "--dark" in sys.argv
     paths, settings = load_settings()
     tasks = BackgroundTasks(parent=app)
     session = DatabaseSession(tasks, None)
     state = QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
     # The window's workers stay off until the processing scene, so the first scene is stable.
     window = MainWindow(
-        session, tasks, paths, dataclasses.replace(settings, run_jobs=False), window_state=state
+        session,
+        tasks,
+        paths,
+        dataclasses.replace(settings, run_jobs=False, theme="dark" if dark else "light"),
+        window_state=state,
     )
     window.resize(*WINDOW_SIZE)
     window.show()
     session.open()
     try:
-        (empty_scene if "--empty" in sys.argv else scenes)(window, folder)
+        scene = empty_scene if "--empty" in sys.argv else scenes
+        scene(window, folder, "-dark" if dark else "")
     finally:
         window.shut_down()
         tasks.shutdown()
