@@ -26,7 +26,7 @@ from psycopg import sql
 from batchdesk.settings import MAX_WORKER_THREADS
 from tests.database_fixtures import TestServer
 from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
-from tests.factories import make_png
+from tests.factories import make_damaged_png, make_png
 
 ESC = "\x1b"
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: reorders what follows it on the line
@@ -67,8 +67,7 @@ def test_list_show_and_the_worker_make_control_characters_visible_and_json_keeps
     home: Path,
 ) -> None:
     good = make_png(home / "in" / f"PL_DXB191_{HOSTILE}.png")
-    bad = home / "in" / f"PL_DXB192_{HOSTILE}_cut.png"
-    bad.write_bytes(make_png(home / "whole.png", size=(64, 64)).read_bytes()[:60])
+    bad = make_damaged_png(home / "in" / f"PL_DXB192_{HOSTILE}_cut.png", size=(64, 64))
     user = f"mallory{ESC}[31m{RLO}"
     description = f"Spring {ESC}[8mhidden{ESC}[0m {RLO}lanif"
     submitted = batchdesk(
