@@ -335,8 +335,9 @@ class Runner:
     def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
         with self.database.connect() as connection:
             row = pipeline_store.load_pipeline(connection, job.pipeline)
+            # One streamed query: the server sends the next chunks while this one is written.
             with input_path.open("wb") as out:
-                for chunk in blob_store.read_chunks(connection, job.input_sha256):
+                for chunk in blob_store.stream_chunks(connection, job.input_sha256):
                     out.write(chunk)
         return parse_pipeline(row.name, row.description, row.version, row.steps)
 
