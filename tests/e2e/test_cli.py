@@ -62,6 +62,7 @@ SUBMITTED_BATCH_KEYS = {
     "batch_counter",
     "render_description",
     "pipeline",
+    "pipeline_version",
     "total_files",
     "total_size",
     "status",

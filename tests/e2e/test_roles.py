@@ -115,6 +115,8 @@ def test_a_viewer_is_refused_every_change_with_a_sentence_naming_the_rights(
     studio: StudioRoles, home: Path
 ) -> None:
     name = submit_as(studio, home, studio.artist, make_png(home / "in" / "PL_DXB191_a.png"))
+    pipeline_file = home / "studio-web.json"
+    pipeline_file.write_text('{"name": "studio-web", "steps": []}', encoding="utf-8")
     commands: dict[str, list[str | Path]] = {
         "submitting": ["submit", make_png(home / "more" / "PL_DXB192_b.png")],
         "running jobs": ["worker", "--drain"],
@@ -127,6 +129,9 @@ def test_a_viewer_is_refused_every_change_with_a_sentence_naming_the_rights(
         "resuming": ["resume", name],
         "steering workers": ["workers", "pause", "render-node-1"],
         "setting the default priority": ["db", "priority", "70"],
+        "adding pipelines": ["pipelines", "add", pipeline_file],
+        "retiring pipelines": ["pipelines", "retire", "original"],
+        "restoring pipelines": ["pipelines", "restore", "original"],
     }
 
     runs = as_role(studio, home, studio.viewer, *commands.values())

@@ -126,11 +126,7 @@ def test_upgrade_to_0005_moves_the_finish_time_of_failed_batches_off_completed_a
     try:
         database = pg_server.open(name)
         try:
-            config = migrations_runner._config()
-            with migrations_runner.alembic_connection(database, begin=True) as connection:
-                config.attributes["connection"] = connection
-                command.downgrade(config, "0004")
-            # Batches as revision 0004's trigger left them: completed_at on every finished one.
+            # Made by today's submission, then taken back to revision 0004 with the schema.
             batches = {
                 status: make_batch(database, tmp_path / status, count=1, prefix=prefix)
                 .batches[0]
@@ -142,6 +138,11 @@ def test_upgrade_to_0005_moves_the_finish_time_of_failed_batches_off_completed_a
                     ("queued", "DD_DDD"),
                 )
             }
+            config = migrations_runner._config()
+            with migrations_runner.alembic_connection(database, begin=True) as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0004")
+            # Batches as revision 0004's trigger left them: completed_at on every finished one.
             with psycopg.connect(pg_server.conninfo(name)) as conn:
                 for status, batch_id in batches.items():
                     conn.execute(

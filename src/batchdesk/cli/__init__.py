@@ -60,6 +60,55 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help).")
 
 
+def _version_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 up, not {text!r}")
+    return value
+
+
+def _add_pipeline_commands(pipelines: argparse.ArgumentParser) -> None:
+    actions = pipelines.add_subparsers(
+        dest="pipelines_command", metavar="ACTION", parser_class=_Parser
+    )
+    add = actions.add_parser("add", help="check a pipeline's JSON file and store it")
+    add.add_argument("file", metavar="FILE.json")
+    add.add_argument(
+        "--replace", action="store_true", help="store it as the next version of an existing name"
+    )
+    add.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one pipeline's steps (the newest version)")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--version", type=_version_number, metavar="N", help="an older version")
+    show.add_argument("--json", action="store_true")
+    export = actions.add_parser("export", help="a pipeline as the JSON file `add` reads")
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("--version", type=_version_number, metavar="N", help="an older version")
+    export.add_argument("-o", "--output", metavar="FILE.json", help="default: stdout")
+    history = actions.add_parser("history", help="every version of a pipeline")
+    history.add_argument("name", metavar="NAME")
+    history.add_argument("--json", action="store_true")
+    for name, text in (
+        ("retire", "offer a pipeline no more for new batches (submitted ones still run)"),
+        ("restore", "offer a retired pipeline again"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("name", metavar="NAME")
+    trial = actions.add_parser(
+        "try", help="run a pipeline on one PNG here, without the queue, and time each step"
+    )
+    trial.add_argument("name", metavar="NAME")
+    trial.add_argument("image", metavar="IMAGE.png")
+    trial.add_argument(
+        "-o", "--output", metavar="FOLDER", help="where the outputs go (default: ./try-NAME)"
+    )
+    trial.add_argument("--version", type=_version_number, metavar="N", help="an older version")
+    trial.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="batchdesk",
@@ -214,8 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
         action = steering.add_parser(name, help=text)
         action.add_argument("worker", metavar="WORKER|HOST", help="a worker id or a host name")
 
-    pipelines = commands.add_parser("pipelines", help="list the studio's pipelines")
+    pipelines = commands.add_parser(
+        "pipelines", help="list the studio's pipelines; add, show, export, retire, try one"
+    )
     pipelines.add_argument("--json", action="store_true")
+    _add_pipeline_commands(pipelines)
 
     db = commands.add_parser("db", help="database schema and health")
     actions = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
@@ -256,7 +308,7 @@ COMMANDS: dict[str | None, tuple[str, str]] = {
     "worker": ("batchdesk.cli.job_commands", "cmd_worker"),
     "retry": ("batchdesk.cli.job_commands", "cmd_retry"),
     "cancel": ("batchdesk.cli.job_commands", "cmd_cancel"),
-    "pipelines": ("batchdesk.cli.job_commands", "cmd_pipelines"),
+    "pipelines": ("batchdesk.cli.pipeline_commands", "cmd_pipelines"),
     "priority": ("batchdesk.cli.farm_commands", "cmd_priority"),
     "pause": ("batchdesk.cli.farm_commands", "cmd_pause"),
     "resume": ("batchdesk.cli.farm_commands", "cmd_resume"),

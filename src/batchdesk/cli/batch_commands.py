@@ -26,6 +26,7 @@ from batchdesk.domain.batch_query import (
 from batchdesk.domain.file_selection import FileSelection, select_files
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest, KnownError
+from batchdesk.jobs.pipeline_document import check_row
 from batchdesk.storage import batch_queries, job_attempts
 from batchdesk.storage.submission import SubmissionRequest, current_user, submit
 
@@ -90,7 +91,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         )
         progress = ProgressLine()
         try:
-            result = submit(app.database, request, progress)
+            result = submit(app.database, request, progress, check_pipeline=check_row)
         finally:
             progress.finish()
     if args.json:
@@ -105,6 +106,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                         "batch_counter": b.batch_counter,
                         "render_description": b.render_description,
                         "pipeline": b.pipeline,
+                        "pipeline_version": b.pipeline_version,
                         "total_files": b.total_files,
                         "total_size": b.total_size,
                         "status": b.status,
@@ -194,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             else []
         ),
         ("Description", visible(batch.render_description)),
-        ("Pipeline", visible(batch.pipeline)),
+        ("Pipeline", visible(f"{batch.pipeline}, version {batch.pipeline_version}")),
         (
             "Jobs",
             f"{batch.total_files} ({batch.queued_count} queued, {batch.processing_count} "

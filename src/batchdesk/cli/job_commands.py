@@ -1,4 +1,4 @@
-"""The job commands: worker, retry, cancel, pipelines."""
+"""The job commands: worker, retry, cancel."""
 
 import argparse
 import json
@@ -8,12 +8,11 @@ from pathlib import Path
 
 from batchdesk.app import open_app
 from batchdesk.cli.interruptible_wait import wait_interruptibly
-from batchdesk.cli.output import err, print_json, short, table
+from batchdesk.cli.output import err
 from batchdesk.domain.units import plural
 from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
-from batchdesk.jobs.pipeline_spec import parse_pipeline
 from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
-from batchdesk.storage import batch_queries, job_queue, pipeline_store
+from batchdesk.storage import batch_queries, job_queue
 
 
 class EventPrinter:
@@ -136,22 +135,4 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         f"{batch.base_directory_name}"
         + (f"; {result.running} running will stop at their next step." if result.running else ".")
     )
-    return 0
-
-
-def cmd_pipelines(args: argparse.Namespace) -> int:
-    with open_app(args.database_url, on_status=err) as app, app.database.connect() as connection:
-        rows = pipeline_store.list_pipelines(connection)
-    if args.json:
-        print_json([row.__dict__ for row in rows])
-        return 0
-    lines = []
-    for row in rows:
-        try:
-            spec = parse_pipeline(row.name, row.description, row.version, row.steps)
-            steps = ", ".join(step.op for step in spec.steps) or "(as submitted)"
-        except Exception as exc:  # a broken row is shown, not fatal to the listing
-            steps = f"INVALID: {exc}"
-        lines.append([row.name, str(row.version), short(steps, 50), short(row.description, 60)])
-    print(table(["NAME", "VERSION", "STEPS", "DESCRIPTION"], lines))
     return 0

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from batchdesk.domain.file_selection import SelectedFile
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import Cancelled, KnownError
+from batchdesk.jobs.pipeline_document import check_row
 from batchdesk.settings import Settings
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit
@@ -244,7 +245,7 @@ class SubmitPanel(QWidget):
             def progress(phase: str, done: int, total: int) -> None:
                 context.progress((phase, done, total))
 
-            return submit(database, request, progress, context.cancelled)
+            return submit(database, request, progress, context.cancelled, check_pipeline=check_row)
 
         self._show_message("")
         self.progress.setValue(0)

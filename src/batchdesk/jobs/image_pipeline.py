@@ -10,6 +10,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from batchdesk.jobs.image_input import DEFAULT_MAX_PIXELS, read_back, read_input, read_png_size
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.pipeline_spec import PipelineSpec
-from batchdesk.jobs.step_specs import Encoding
+from batchdesk.jobs.step_specs import Encoding, StepSpec
 from batchdesk.jobs.steps import apply_step
 from batchdesk.jobs.working_image import StepContext, StepError, WorkingImage, save_image
 
@@ -122,6 +123,7 @@ def run_pipeline(
     file_name: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     should_stop: Callable[[], bool] = lambda: False,
+    on_step_done: Callable[[int, StepSpec, float], None] | None = None,
 ) -> list[ProducedOutput]:
     """Run a checked pipeline on one PNG file and return the outputs it wrote into `work_dir`.
 
@@ -132,6 +134,8 @@ def run_pipeline(
         file_name: the name the user submitted, used in output names and messages.
         max_pixels: inputs (and tools' outputs) with more pixels are refused before decoding.
         should_stop: asked before the decode and between steps.
+        on_step_done: told each step's number, step and seconds (with its outputs written),
+            for `pipelines try` and the editor's preview.
 
     Raises:
         JobFailed: one sentence naming the file, the step and what to do.
@@ -168,6 +172,7 @@ def run_pipeline(
             read_back=partial(read_back, max_pixels=max_pixels),
             stop_if_requested=stop_if_requested,
         )
+        started = time.perf_counter()
         try:
             working = apply_step(step, working, context)
         except StepError as exc:
@@ -186,4 +191,6 @@ def run_pipeline(
                 "the batch.",
                 retryable=True,
             ) from exc
+        if on_step_done is not None:
+            on_step_done(number, step, time.perf_counter() - started)
     return writer.outputs

@@ -231,7 +231,7 @@ class Runner:
         with self.database.connect() as connection:
             size = png_header_size(job_queue.input_header(connection, job.input_sha256))
             try:
-                row = pipeline_store.load_pipeline(connection, job.pipeline)
+                row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
                 spec = parse_pipeline(row.name, row.description, row.version, row.steps)
             except (NotFound, InvalidRequest):
                 return None
@@ -334,7 +334,7 @@ class Runner:
 
     def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
         with self.database.connect() as connection:
-            row = pipeline_store.load_pipeline(connection, job.pipeline)
+            row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
             # One streamed query: the server sends the next chunks while this one is written.
             with input_path.open("wb") as out:
                 for chunk in blob_store.stream_chunks(connection, job.input_sha256):

@@ -25,6 +25,7 @@ BATCH_COLUMNS = (
     "base_directory_name",
     "render_description",
     "pipeline",
+    "pipeline_version",
     "total_files",
     "total_pipelines",
     "total_size",
@@ -98,6 +99,7 @@ class BatchRow:
     base_directory_name: str
     render_description: str
     pipeline: str
+    pipeline_version: int  # the version of the pipeline its jobs run
     total_files: int
     total_pipelines: int
     total_size: int

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -52,6 +53,24 @@ pipelines = Table(
     Column("steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     _timestamp("created_at", default_now=True),
     _timestamp("updated_at", default_now=True),
+    _timestamp("retired_at"),  # not offered for new batches (0010)
+)
+
+# Every version each pipeline ever had (0010); `pipelines` holds the newest one's copy.
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column(
+        "name",
+        Text,
+        ForeignKey("pipelines.name", onupdate="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("steps", JSONB, nullable=False),
+    _timestamp("created_at", default_now=True),
+    Column("created_by", Text, nullable=False, server_default=""),
 )
 
 batches = Table(
@@ -88,6 +107,14 @@ batches = Table(
         "priority", Integer, nullable=False, server_default=text("batchdesk_default_priority()")
     ),
     _timestamp("paused_at"),
+    # The version of `pipeline` its jobs run (0010).
+    Column("pipeline_version", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["pipeline", "pipeline_version"],
+        ["pipeline_versions.name", "pipeline_versions.version"],
+        name="batches_pipeline_version_fkey",
+        onupdate="CASCADE",
+    ),
     UniqueConstraint("base_directory_name", name="batches_base_directory_name_key"),
     UniqueConstraint(
         "customer_prefix", "batch_date", "batch_counter", name="batches_prefix_date_counter_key"

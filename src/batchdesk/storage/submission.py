@@ -17,10 +17,11 @@ from uuid import UUID
 
 from batchdesk.domain.file_selection import SelectedFile, describe_selection
 from batchdesk.domain.naming import PrefixRule, base_directory_name
-from batchdesk.errors import Cancelled, InvalidRequest, KnownError, NotFound
-from batchdesk.storage import blob_store
+from batchdesk.errors import Cancelled, InvalidRequest, KnownError
+from batchdesk.storage import blob_store, pipeline_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database
+from batchdesk.storage.pipeline_store import PipelineRow
 from batchdesk.storage.pool import Connection, only_row
 
 MAX_DESCRIPTION_LENGTH = 4000
@@ -28,6 +29,8 @@ MAX_DESCRIPTION_LENGTH = 4000
 _BLOB_RACE_RETRIES = 3
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+PipelineCheck = Callable[[PipelineRow], object]
+"""Raises InvalidRequest for a pipeline whose steps cannot run (the jobs layer knows how)."""
 
 
 def current_user() -> str:
@@ -97,6 +100,7 @@ class CreatedBatch:
     batch_counter: int
     render_description: str
     pipeline: str
+    pipeline_version: int
     total_files: int
     total_size: int
     status: str
@@ -125,12 +129,21 @@ def submit(
     request: SubmissionRequest,
     progress: ProgressCallback | None = None,
     cancelled: blob_store.CancelCheck | None = None,
+    *,
+    check_pipeline: PipelineCheck | None = None,
 ) -> SubmissionResult:
-    """Store the files and create the batches the request asks for, all or nothing."""
+    """Store the files and create the batches the request asks for, all or nothing.
+
+    The pipeline is checked before anything is stored: it must exist, not be retired and (with
+    `check_pipeline`) have steps that can run. The batches record the version checked here, so
+    a replacement stored while the files upload does not change what they run.
+    """
     description = clean_description(request.description)
     plan = plan_batches(request.files, request.prefix_rule, split_by_prefix=request.split_by_prefix)
     with database.connect() as connection:
-        require_pipeline(connection, request.pipeline)
+        pipeline = pipeline_store.require_offered(connection, request.pipeline)
+    if check_pipeline is not None:
+        check_pipeline(pipeline)
 
     total = sum(f.size for f in request.files)
     upload_progress = (lambda done, all_: progress("Storing", done, all_)) if progress else None
@@ -159,9 +172,10 @@ def submit(
         with database.begin() as connection:
             missing = _lock_blobs(connection, digests)
             if not missing:
+                pipeline_store.require_offered(connection, request.pipeline)  # retired meanwhile?
                 created = {
                     planned.customer_prefix: _create_batch(
-                        connection, planned, by_path, description, request
+                        connection, planned, by_path, description, request, pipeline.version
                     )
                     for planned in _in_lock_order(plan.batches)
                 }
@@ -204,12 +218,6 @@ def _lock_blobs(connection: Connection, digests: Sequence[FileDigest]) -> set[by
     return wanted - blob_store.hold(connection, wanted)
 
 
-def require_pipeline(connection: Connection, name: str) -> None:
-    names = [row[0] for row in connection.execute("SELECT name FROM pipelines ORDER BY name")]
-    if name not in names:
-        raise NotFound(f"There is no pipeline named {name!r}; choose one of {', '.join(names)}.")
-
-
 def allocate_counter(
     connection: Connection, prefix: str, batch_date: date | None
 ) -> tuple[date, int]:
@@ -238,6 +246,7 @@ def _create_batch(
     digests: dict[Path, FileDigest],
     description: str,
     request: SubmissionRequest,
+    pipeline_version: int,
 ) -> CreatedBatch:
     batch_date, counter = allocate_counter(connection, planned.customer_prefix, request.batch_date)
     name = base_directory_name(planned.customer_prefix, batch_date, counter)
@@ -245,8 +254,8 @@ def _create_batch(
     batch_id = only_row(
         connection.execute(
             "INSERT INTO batches (customer_prefix, batch_date, batch_counter, base_directory_name, "
-            "render_description, pipeline, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING id",
+            "render_description, pipeline, pipeline_version, created_by) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 planned.customer_prefix,
                 batch_date,
@@ -254,6 +263,7 @@ def _create_batch(
                 name,
                 text,
                 request.pipeline,
+                pipeline_version,
                 request.created_by or current_user(),
             ),
         )
@@ -288,6 +298,7 @@ def _create_batch(
         batch_counter=counter,
         render_description=text,
         pipeline=request.pipeline,
+        pipeline_version=pipeline_version,
         total_files=row[0],
         total_size=row[1],
         status=row[2],
