@@ -601,11 +601,12 @@ def test_upgrading_a_studio_with_jobs_running_gives_each_its_open_attempt(
     try:
         database = pg_server.open(name)
         try:
+            # Submitted by today's code, then the schema is taken back to revision 0008.
+            batch_id = new_batch(database, tmp_path, 2, "UP_UPGRADE")
             config = migrations_runner._config()
             with migrations_runner.alembic_connection(database, begin=True) as connection:
                 config.attributes["connection"] = connection
                 command.downgrade(config, "0008")
-            batch_id = new_batch(database, tmp_path, 2, "UP_UPGRADE")
             with psycopg.connect(pg_server.conninfo(name)) as conn:
                 conn.execute(
                     "UPDATE jobs SET status = 'processing', attempts = 1, worker = 'old:1:a', "
