@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from batchdesk.errors import DatabaseUnavailable
+from batchdesk.storage import job_queue
 from batchdesk.storage.database import Database
-from batchdesk.storage.pool import only_row
+from batchdesk.storage.pool import Connection, only_row
 
 
 def backend_pid(database: Database) -> int:
@@ -36,11 +37,48 @@ def test_a_connection_the_server_dropped_is_replaced_without_an_error(
 ) -> None:
     dropped = backend_pid(database)
     with psycopg.connect(database_conninfo, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (dropped,))
+        # Waits until the backend has gone: its farewell is on the pooled connection's socket.
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (dropped,))
 
-    replacement = backend_pid(database)  # the pooled connection is dead: checked, not handed out
+    replacement = backend_pid(database)  # the pooled connection is dead: seen, not handed out
 
     assert replacement != dropped
+
+
+def test_the_next_operation_after_a_backend_is_killed_works(
+    database: Database, database_conninfo: str
+) -> None:
+    dropped = backend_pid(database)
+    with psycopg.connect(database_conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (dropped,))  # not waiting: a race
+
+    pid = job_queue.with_retry(
+        database, lambda connection: only_row(connection.execute("SELECT pg_backend_pid()"))[0]
+    )
+
+    assert pid != dropped
+
+
+def test_a_transaction_whose_connection_dies_before_its_commit_runs_once_more(
+    database: Database, database_conninfo: str
+) -> None:
+    tries: list[int] = []
+
+    def work(connection: Connection) -> int:
+        pid = int(only_row(connection.execute("SELECT pg_backend_pid()"))[0])
+        tries.append(pid)
+        connection.execute("INSERT INTO studio_settings (key, value) VALUES ('try', %s)", (pid,))
+        if len(tries) == 1:
+            with psycopg.connect(database_conninfo, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+            connection.execute("SELECT 1")  # the connection is gone: nothing was committed
+        return pid
+
+    kept = job_queue.with_retry(database, work)
+
+    assert len(tries) == 2
+    assert tries[0] != tries[1] == kept
+    assert studio_setting(database, "try") == str(kept)
 
 
 def test_begin_commits_and_connect_rolls_back_what_it_left_open(database: Database) -> None:

@@ -26,6 +26,7 @@ from uuid import UUID
 
 import psycopg
 
+from batchdesk.errors import DatabaseUnavailable
 from batchdesk.storage import blob_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database, is_retryable
@@ -76,15 +77,30 @@ class StoredOutput:
 
 
 def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
-    """Run `work` in a transaction, running it again if the database reports a deadlock."""
-    for attempt in range(_DEADLOCK_RETRIES):
+    """Run `work` in a transaction, running it again after a deadlock or a dead connection.
+
+    A connection lost before the commit was asked for committed nothing, so the transaction
+    is run once more on a fresh connection: the pool hands out connections without asking the
+    server first (see pool), and one the server closed a moment ago fails its first statement.
+    A connection lost during the commit is not retried: the commit may have happened.
+    """
+    reconnected = False
+    attempt = 0
+    while True:
+        committing = False
         try:
             with database.begin() as connection:
-                return work(connection)
-        except psycopg.Error as exc:
-            if not is_retryable(exc) or attempt + 1 == _DEADLOCK_RETRIES:
+                result = work(connection)
+                committing = True  # leaving the block commits
+            return result
+        except DatabaseUnavailable:
+            if committing or reconnected:
                 raise
-    raise AssertionError("unreachable")
+            reconnected = True
+        except psycopg.Error as exc:
+            attempt += 1
+            if not is_retryable(exc) or attempt == _DEADLOCK_RETRIES:
+                raise
 
 
 WORKER_KINDS = ("window", "headless")
@@ -187,8 +203,9 @@ def claim(database: Database, worker_id: str) -> ClaimedJob | None:
     The next job is the queued, due job of the highest priority, then the oldest; jobs of
     paused batches wait, and a worker told to pause gets none.
     """
-    with database.begin() as connection:
-        row = connection.execute(_CLAIM, {"worker": worker_id}).fetchone()
+    row = with_retry(
+        database, lambda connection: connection.execute(_CLAIM, {"worker": worker_id}).fetchone()
+    )
     if row is None:
         return None
     values = list(row)

@@ -8,16 +8,23 @@ the caller's thread and the caller gets libpq's own sentence ("Connection refuse
 which is what the window and the CLI show. (SQLAlchemy's pool behaves like this one, but
 importing it imports all of SQLAlchemy: a third of a second at every start.)
 
-- A connection is checked before it is handed out again (an empty query; a dead one is closed
-  and the next is tried), as SQLAlchemy's `pool_pre_ping` did: a server restart or a dropped
-  network costs nobody an error.
+- A connection is checked before it is handed out again without a round trip: one the server
+  has closed (a restart, `pg_terminate_backend`, a timeout) has its farewell or its end waiting
+  on the socket, which a zero-timeout poll sees; such a one is closed and the next is tried.
+  Only a connection idle for `check_after` seconds or more is also asked an empty query (as
+  SQLAlchemy's `pool_pre_ping` does on every checkout), for a network that dropped silently.
+  A query on every checkout cost a busy worker an eighth of its time; what the poll cannot
+  see (a server that closed the connection a moment ago) the caller recovers from by running
+  its transaction once more on a fresh connection (`job_queue.with_retry`).
 - A connection comes back rolled back, out of autocommit; a broken one is closed, never kept.
 - At most `keep_idle` connections wait between uses. There is no ceiling on connections in use:
   everything that takes one is a thread of a bounded pool (the window's tasks, the runner's).
 """
 
 import logging
+import selectors
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
@@ -29,16 +36,26 @@ log = logging.getLogger(__name__)
 
 Connection: TypeAlias = psycopg.Connection[Any]
 
+CHECK_AFTER_SECONDS = 5.0
+
 
 class PoolClosed(Exception):
     """The pool has been closed: nothing more can be borrowed from it."""
 
 
 class ConnectionPool:
-    def __init__(self, connect: Callable[[], Connection], keep_idle: int = 5) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        keep_idle: int = 5,
+        check_after: float = CHECK_AFTER_SECONDS,
+    ) -> None:
         self._connect = connect
         self._keep_idle = keep_idle
-        self._idle: list[Connection] = []
+        self._check_after = check_after
+        # Waiting connections with the monotonic time each came back; the last one is the
+        # most recently used, taken first.
+        self._idle: list[tuple[Connection, float]] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -56,7 +73,7 @@ class ConnectionPool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()
 
     def _take(self) -> Connection:
@@ -64,10 +81,13 @@ class ConnectionPool:
             with self._lock:
                 if self._closed:
                     raise PoolClosed("the pool has been closed")
-                connection = self._idle.pop() if self._idle else None
-            if connection is None:
+                waiting = self._idle.pop() if self._idle else None
+            if waiting is None:
                 return self._connect()
-            if _answers(connection):
+            connection, since = waiting
+            if _still_open(connection) and (
+                time.monotonic() - since < self._check_after or _answers(connection)
+            ):
                 return connection
             connection.close()
 
@@ -83,9 +103,26 @@ class ConnectionPool:
         with self._lock:
             keep = not self._closed and not connection.closed and len(self._idle) < self._keep_idle
             if keep:
-                self._idle.append(connection)
+                self._idle.append((connection, time.monotonic()))
         if not keep:
             connection.close()
+
+
+def _still_open(connection: Connection) -> bool:
+    """False when the server has closed this idle connection, as far as can be seen for free.
+
+    An idle connection has nothing to read: anything waiting on its socket is the server's
+    farewell (an error such as "terminating connection due to administrator command") or the
+    end of the stream. A zero-timeout poll, no round trip.
+    """
+    if connection.closed:
+        return False
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(connection.fileno(), selectors.EVENT_READ)
+            return not selector.select(timeout=0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 def _answers(connection: Connection) -> bool:
