@@ -229,7 +229,7 @@ def test_submitting_creates_the_batch_clears_the_list_and_says_what_was_created(
     assert panel.form.pipeline.currentData() == "original"
     panel.form.pipeline.setCurrentIndex(panel.form.pipeline.findData("thumbnails"))
     thumbnails = next(p for p in default_pipelines() if p["name"] == "thumbnails")
-    assert panel.form.pipeline_description.text() == thumbnails["description"]
+    assert panel.form.pipeline_description.text() == f"Version 1. {thumbnails['description']}"
     panel.form.description.setText("Spring shoot, retouched")
     busy: list[bool] = []
     panel.busy_changed.connect(busy.append)
@@ -325,6 +325,37 @@ def test_a_known_error_is_one_sentence_in_the_panel(
     assert panel.message.startswith("There is no pipeline named 'original'; choose one of ")
     assert "kept" in panel.message
     assert count(database, "batches") == 0
+    assert panel.model.rowCount() == 1
+
+
+@pytest.mark.parametrize("change", ["retired", "invalid"])
+def test_a_pipeline_retired_or_broken_after_it_was_chosen_is_refused_before_any_upload(
+    qtbot: QtBot, panel: SubmitPanel, database: Database, tmp_path: Path, change: str
+) -> None:
+    panel.add_paths([make_png(tmp_path / "PL_DXB191_front.png")])
+    wait_until_read(qtbot, panel, 1)
+    qtbot.waitUntil(lambda: panel.form.pipeline_description.text() != "Loading the pipelines...")
+    # Another workstation retires the chosen pipeline, or breaks it by SQL, meanwhile.
+    with database.begin() as connection:
+        if change == "retired":
+            pipeline_store.set_retired(connection, "original", retired=True)
+        else:
+            connection.execute(
+                """UPDATE pipelines SET steps = '[{"op": "trim", "tolerance": 999}]' """
+                "WHERE name = 'original'"
+            )
+
+    with qtbot.waitSignal(panel.busy_changed, check_params_cb=lambda busy: not busy):
+        panel.submit()
+
+    if change == "retired":
+        assert panel.message.startswith("Pipeline original is retired and not offered")
+    else:
+        assert panel.message == (
+            "Pipeline original, step 1 (trim): tolerance must be a whole number from 0 to 255, "
+            "not 999."
+        )
+    assert (count(database, "batches"), count(database, "blobs")) == (0, 0)
     assert panel.model.rowCount() == 1
 
 

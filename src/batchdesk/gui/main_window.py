@@ -7,6 +7,7 @@ selection.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer
@@ -34,6 +35,9 @@ from batchdesk.gui.tray import Notifier
 from batchdesk.gui.window_actions import WindowActions
 from batchdesk.gui.workspace import Workspace
 
+if TYPE_CHECKING:
+    from batchdesk.gui.pipelines_dialog import PipelinesDialog
+
 STATUS_REFRESH_MS = 1_000
 
 
@@ -57,6 +61,7 @@ class MainWindow(QMainWindow):
         self.window_state = window_state
         self.workspace: Workspace | None = None
         self.done_today: DoneTodayCounter | None = None
+        self.pipelines_dialog: PipelinesDialog | None = None  # made when first opened
         app = QApplication.instance()
         assert isinstance(app, QApplication), "the window needs a QApplication"
         self.theme = AppTheme.of(app)
@@ -283,6 +288,23 @@ class MainWindow(QMainWindow):
             notes.append("the thread count takes effect when batchdesk starts again")
         self.status.show_text("Preferences saved" + (f"; {'; '.join(notes)}." if notes else "."))
 
+    def show_pipelines(self) -> None:
+        """Tools → Pipelines: list, edit, preview, version and retire the studio's pipelines."""
+        from batchdesk.gui.pipelines_dialog import PipelinesDialog
+
+        workspace = self.workspace
+        if workspace is None:
+            self.status.show_text("Wait for the database before editing pipelines.")
+            return
+        dialog = self.pipelines_dialog
+        if dialog is None:
+            dialog = PipelinesDialog(workspace.context.database, self.tasks, self)
+            dialog.pipelines_changed.connect(workspace.submit.form.reload_pipelines)
+            self.pipelines_dialog = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+
     def show_about(self) -> None:
         from batchdesk.gui.about_dialog import AboutDialog
 
@@ -341,6 +363,8 @@ class MainWindow(QMainWindow):
         self._status_timer.stop()
         if self.done_today is not None:
             self.done_today.stop()
+        if self.pipelines_dialog is not None:
+            self.pipelines_dialog.shutdown()
         workspace = self.workspace
         if workspace is None:
             return

@@ -7,6 +7,7 @@ files are grouped with `plan_batches`, the function `submit` itself uses.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -15,11 +16,12 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEd
 from batchdesk.domain.file_selection import SelectedFile
 from batchdesk.domain.naming import prefixes_in_order
 from batchdesk.domain.units import format_size, plural
-from batchdesk.errors import KnownError
+from batchdesk.errors import InvalidRequest, KnownError
+from batchdesk.jobs.pipeline_document import check_row
 from batchdesk.settings import Settings
 from batchdesk.storage.database import Database
 from batchdesk.storage.name_preview import preview_names
-from batchdesk.storage.pipeline_store import list_pipelines
+from batchdesk.storage.pipeline_store import PipelineRow, list_pipelines
 from batchdesk.storage.submission import (
     MAX_DESCRIPTION_LENGTH,
     PlannedBatch,
@@ -28,6 +30,31 @@ from batchdesk.storage.submission import (
 )
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
+
+
+@dataclass(frozen=True)
+class PickerEntry:
+    """A pipeline as the picker offers it: name, version, description, and why it cannot run."""
+
+    name: str
+    version: int
+    description: str
+    problem: str | None
+
+    @classmethod
+    def of(cls, row: PipelineRow) -> "PickerEntry":
+        try:
+            check_row(row)
+        except InvalidRequest as exc:
+            return cls(row.name, row.version, row.description, str(exc))
+        return cls(row.name, row.version, row.description, None)
+
+    @property
+    def sentence(self) -> str:
+        """What the picker says under the list: the version and description, or the problem."""
+        if self.problem is not None:
+            return f"Version {self.version} cannot be used: {self.problem}"
+        return f"Version {self.version}. {self.description}".strip()
 
 
 class SubmitForm(QWidget):
@@ -51,7 +78,7 @@ class SubmitForm(QWidget):
         self._previewed: tuple[str, ...] = ()
         self._preview_running = False
         self._preview_again = False
-        self._pipelines: dict[str, str] | None = None  # name -> description, once listed
+        self._pipelines: dict[str, PickerEntry] | None = None  # by name, once listed
 
         self.customers = _label("customers")
         # On by default: filing one customer's renders under another's batch name is the
@@ -192,12 +219,17 @@ class SubmitForm(QWidget):
 
     # -- pipelines -----------------------------------------------------------------------------
 
+    def reload_pipelines(self) -> None:
+        """List the pipelines again (one was added, replaced, retired or restored)."""
+        self._load_pipelines()
+
     def _load_pipelines(self) -> None:
         database = self._database
 
-        def work(_context: TaskContext) -> list[tuple[str, str]]:
+        def work(_context: TaskContext) -> list[PickerEntry]:
             with database.connect() as connection:
-                return [(row.name, row.description) for row in list_pipelines(connection)]
+                rows = list_pipelines(connection, include_retired=False)
+            return [PickerEntry.of(row) for row in rows]
 
         self._tasks.run(
             "list pipelines",
@@ -206,13 +238,14 @@ class SubmitForm(QWidget):
             on_error=self._on_pipelines_error,
         )
 
-    def _on_pipelines_result(self, pipelines: list[tuple[str, str]]) -> None:
+    def _on_pipelines_result(self, pipelines: list[PickerEntry]) -> None:
         chosen = self.pipeline.currentData()
-        self._pipelines = dict(pipelines)
+        self._pipelines = {entry.name: entry for entry in pipelines}
         self.pipeline.blockSignals(True)  # one description update at the end, not one per item
         self.pipeline.clear()
-        for name in self._pipelines:
-            self.pipeline.addItem(name, name)
+        for entry in pipelines:
+            mark = "  (invalid)" if entry.problem else ""
+            self.pipeline.addItem(f"{entry.name}  v{entry.version}{mark}", entry.name)
         for wanted in (chosen, self._settings.default_pipeline):
             if (index := self.pipeline.findData(wanted)) >= 0:
                 self.pipeline.setCurrentIndex(index)
@@ -225,8 +258,8 @@ class SubmitForm(QWidget):
 
     def _on_pipeline_current_index_changed(self, *_args: object) -> None:
         if self._pipelines is not None:
-            name = self.pipeline.currentData()
-            self.pipeline_description.setText(self._pipelines.get(name, ""))
+            entry = self._pipelines.get(self.pipeline.currentData())
+            self.pipeline_description.setText(entry.sentence if entry is not None else "")
 
 
 def _label(name: str) -> QLabel:

@@ -100,6 +100,10 @@ class WindowActions:
         # Space only in the batch tree (main_window adds it there): elsewhere it presses buttons.
         self.view_job.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.find = action("&Find", self._focus_filter, key.Find, tip="Filter batches by text")
+        self.pipelines = action(
+            "P&ipelines...", window.show_pipelines,
+            tip="The studio's pipelines: versions, steps, a live preview on a sample PNG",
+        )  # fmt: skip
         self.about = action("&About batchdesk", window.show_about)
         self.about_qt = action("About &Qt", QApplication.aboutQt)
         self._build_menus()
@@ -122,6 +126,7 @@ class WindowActions:
         batch.addSeparator()
         batch.addAction(self.copy_names)
         tools = bar.addMenu("&Tools")
+        tools.addAction(self.pipelines)
         tools.addAction(self.preferences)
         help_menu = bar.addMenu("&Help")
         help_menu.addActions([self.about, self.about_qt])
