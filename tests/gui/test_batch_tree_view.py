@@ -33,6 +33,7 @@ from batchdesk.gui.batch_tree_items import (
     HEADER_TIPS,
     NAME_COLUMN,
     PIPELINE_COLUMN,
+    PRIORITY_COLUMN,
     PROGRESS_COLUMN,
     SIZE_COLUMN,
     STATUS_COLUMN,
@@ -42,7 +43,7 @@ from batchdesk.gui.batch_tree_items import (
 )
 from batchdesk.gui.batch_tree_model import MATCH_ROLE, BatchTreeModel
 from batchdesk.gui.batch_tree_view import BatchTreeView
-from batchdesk.gui.workspace import HEADER_KEY, HEADER_VERSION_KEY
+from batchdesk.gui.workspace import HEADER_KEY, HEADER_VERSION, HEADER_VERSION_KEY
 
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
@@ -113,6 +114,7 @@ def test_a_jobs_cells_sit_under_headers_that_name_them(
     assert headers == [
         "Name",
         "Status",
+        "Priority",
         "Progress / tries",
         "Description / error",
         "Pipeline",
@@ -123,6 +125,7 @@ def test_a_jobs_cells_sit_under_headers_that_name_them(
     cells = texts(model, job)
     assert cells[NAME_COLUMN] == file_name
     assert cells[STATUS_COLUMN] == "failed"
+    assert cells[PRIORITY_COLUMN] == ""  # the batch's, shown on the batch row
     assert cells[PROGRESS_COLUMN] == "3 of 3 tries"
     assert cells[DETAILS_COLUMN] == "Step 2 (fit) failed."
     assert cells[PIPELINE_COLUMN] == "original"
@@ -145,6 +148,7 @@ def test_a_jobs_cells_sit_under_headers_that_name_them(
     row = texts(model, index)
     assert row[NAME_COLUMN] == batch.base_directory_name
     assert row[PROGRESS_COLUMN] == "1/2"
+    assert row[PRIORITY_COLUMN] == "50"
     assert row[DETAILS_COLUMN] == "test batch"
     assert row[PIPELINE_COLUMN] == "original"
     shown_batch = model.batch_at(index)
@@ -211,7 +215,7 @@ def test_columns_follow_the_width_until_the_user_resizes_one_and_that_is_kept(
     assert tree.columnWidth(NAME_COLUMN) == 333
     state = QSettings(str(tmp_path / "state.ini"), QSettings.Format.IniFormat)
     state.setValue(HEADER_KEY, tree.header().saveState())
-    state.setValue(HEADER_VERSION_KEY, 2)
+    state.setValue(HEADER_VERSION_KEY, HEADER_VERSION)
     again = shown_view(qtbot, model)
     assert again.header().restoreState(state.value(HEADER_KEY))
     assert again.columnWidth(NAME_COLUMN) == 333
@@ -244,7 +248,7 @@ def test_a_header_saved_for_the_old_columns_is_not_put_on_the_new_ones(
         window.close()
         session.close()
         reopened = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
-        assert str(reopened.value(HEADER_VERSION_KEY)) == "2"
+        assert str(reopened.value(HEADER_VERSION_KEY)) == str(HEADER_VERSION)
 
         # The new state is the new columns': it comes back, the user's width with it.
         window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)

@@ -93,11 +93,22 @@ def test_a_viewer_sees_the_batches_runs_no_jobs_and_is_refused_changes_with_a_se
         qtbot.waitUntil(lambda: len(problems) == 1, timeout=30_000)
         window.window_actions.delete.trigger()  # asks first (answered Yes), then is refused
         qtbot.waitUntil(lambda: len(problems) == 3, timeout=30_000)
-        refusals = [problems[0], problems[2]]
+        # Steering the farm is a change too: each is refused, naming what was asked.
+        for action, asked in (
+            (window.window_actions.raise_priority, "changing priorities"),
+            (window.window_actions.pause, "pausing"),
+        ):
+            assert action.isEnabled()
+            before = len(problems)
+            action.trigger()
+            qtbot.waitUntil(lambda: len(problems) == before + 1, timeout=30_000)  # noqa: B023
+            assert f": {asked} needs INSERT, UPDATE and DELETE" in problems[-1], problems[-1]
+        refusals = [problems[0], problems[2], *problems[3:]]
         for sentence in refusals:
             assert sentence.startswith(f"The database role {studio.viewer} may only read")
             assert "INSERT" in sentence, sentence
         assert batch_names(studio) == [made.base_directory_name]
+        assert model.batch_at(model.index(0, 0)).priority == 50  # type: ignore[union-attr]
     finally:
         window.close()
         session.close()

@@ -313,6 +313,37 @@ def test_requeueing_a_running_or_unknown_job_is_refused_and_changes_nothing(
     healthy(database, database_conninfo)
 
 
+def test_jobs_of_several_batches_go_back_by_id_all_or_none(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    # The window's Run Again: the selection holds job ids, of any batches.
+    first_batch = new_batch(database, tmp_path, 1, "RI_ONE")
+    second_batch = new_batch(database, tmp_path, 2, "RI_TWO")
+    job_queue.register_worker(database, "w", 1)
+    one, two, three = claim_all(database, "w")
+    assert job_queue.fail(database, one, "bad", retryable=False) == "failed"
+    assert job_queue.complete(database, two, [])
+    name = batch(database, second_batch).base_directory_name
+
+    with pytest.raises(KnownError, match=f"{three.file_name} of {name} is running"):
+        farm_controls.requeue_job_ids(database, [one.id, two.id, three.id])
+    assert (batch(database, first_batch).failed_count, batch(database, second_batch).status) == (
+        1,
+        "processing",
+    )
+    with pytest.raises(NotFound, match="There is no job 999999"):
+        farm_controls.requeue_job_ids(database, [one.id, 999999])
+
+    requeued = farm_controls.requeue_job_ids(database, [two.id, one.id])
+    assert [(job.id, job.was) for job in requeued] == [(one.id, "failed"), (two.id, "completed")]
+    assert (batch(database, first_batch).status, batch(database, first_batch).queued_count) == (
+        "queued",
+        1,
+    )
+    assert job_queue.complete(database, three, [])
+    healthy(database, database_conninfo)
+
+
 # --- attempts --------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ names both ("Progress / tries"):
 
     Name                 the batch's name             the job's file name
     Status               the batch's status           the job's status
+    Priority             0-100: workers take higher   (its batch's: left blank)
     Progress / tries     finished of all jobs (bar)   tries made of those allowed
     Description / error  the batch's description      the job's error, if it failed
     Pipeline             the batch's pipeline         the job's pipeline
@@ -33,6 +34,7 @@ from batchdesk.storage.batch_queries import BatchRow, JobRow
 COLUMNS = (
     "Name",
     "Status",
+    "Priority",
     "Progress / tries",
     "Description / error",
     "Pipeline",
@@ -43,6 +45,7 @@ COLUMNS = (
 (
     NAME_COLUMN,
     STATUS_COLUMN,
+    PRIORITY_COLUMN,
     PROGRESS_COLUMN,
     DETAILS_COLUMN,
     PIPELINE_COLUMN,
@@ -55,6 +58,7 @@ COLUMNS = (
 SORT_BY_COLUMN = {
     NAME_COLUMN: "base_directory_name",
     STATUS_COLUMN: "status",
+    PRIORITY_COLUMN: "priority",
     PROGRESS_COLUMN: "progress",
     DETAILS_COLUMN: "render_description",
     PIPELINE_COLUMN: "pipeline",
@@ -80,6 +84,7 @@ _RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
 HEADER_TIPS = (
     "A batch's name; a job's file name",
     "Status of the batch or the job",
+    "A batch's priority, 0-100: workers take the jobs of higher ones first",
     "A batch: its jobs finished of all. A job: the tries made of those allowed",
     "A batch's description; a job's error, if it failed",
     "The pipeline of the batch or the job",
@@ -88,7 +93,8 @@ HEADER_TIPS = (
     "A batch: who submitted it. A job: the computer that ran it",
 )
 # Clicking a new header sorts numbers and dates biggest and newest first.
-_DESCENDING_FIRST = {PROGRESS_COLUMN, SIZE_COLUMN, TIME_COLUMN}
+_DESCENDING_FIRST = {PRIORITY_COLUMN, PROGRESS_COLUMN, SIZE_COLUMN, TIME_COLUMN}
+_RIGHT_ALIGNED = {PRIORITY_COLUMN, SIZE_COLUMN}
 
 
 class Progress(NamedTuple):
@@ -127,7 +133,7 @@ def batch_cell(row: BatchRow, column: int, role: int) -> Any:
     if role == _TOOLTIP:
         return _batch_tip(row, column)
     if role == _ALIGNMENT:
-        return _RIGHT if column == SIZE_COLUMN else None
+        return _RIGHT if column in _RIGHT_ALIGNED else None
     if role == STATUS_ROLE:
         return row.status
     if role == PROGRESS_ROLE:
@@ -160,6 +166,7 @@ def job_cell(job: JobRow, column: int, role: int, *, matched: bool = False) -> A
 _BATCH_TEXT: tuple[Callable[[BatchRow], str], ...] = (
     lambda row: row.base_directory_name,
     lambda row: row.status,
+    lambda row: str(row.priority),
     lambda row: f"{row.finished_count}/{row.total_files}",
     lambda row: _first_line(row.render_description),
     lambda row: row.pipeline,
@@ -181,7 +188,13 @@ def _batch_tip(row: BatchRow, column: int) -> str | None:
             (row.cancelled_count, "cancelled"),
         ]
         listed = ", ".join(f"{count} {name}" for count, name in counts if count)
-        return f"{row.total_files} jobs: {listed}" if listed else None
+        listed = f"{row.total_files} jobs: {listed}" if listed else ""
+        if row.paused_at is not None:
+            since = f"Paused since {_local(row.paused_at)}: no new job of it starts"
+            listed = f"{since}\n{listed}" if listed else since
+        return listed or None
+    if column == PRIORITY_COLUMN:
+        return f"Priority {row.priority} of 100: workers take the jobs of higher ones first"
     if column == DETAILS_COLUMN:
         return row.render_description or None
     if column == PIPELINE_COLUMN:
@@ -202,6 +215,7 @@ def _batch_tip(row: BatchRow, column: int) -> str | None:
 _JOB_TEXT: tuple[Callable[[JobRow], str], ...] = (
     lambda job: job.file_name,
     lambda job: job.status,
+    lambda job: "",
     lambda job: f"{job.attempts} of {job.max_attempts} tries" if job.attempts else "",
     lambda job: _first_line(job.last_error or ""),
     lambda job: job.pipeline,

@@ -54,6 +54,7 @@ from batchdesk.gui.batch_tree_items import (
     DETAILS_COLUMN,
     NAME_COLUMN,
     PIPELINE_COLUMN,
+    PRIORITY_COLUMN,
     PROGRESS_COLUMN,
     PROGRESS_ROLE,
     SIZE_COLUMN,
@@ -86,6 +87,7 @@ CANCELLED_COLOUR = QColor(128, 128, 128)
 _FITS = {
     NAME_COLUMN: "PL_DXB_2026-11-28_batch-12",
     STATUS_COLUMN: "processing",
+    PRIORITY_COLUMN: "100",
     PROGRESS_COLUMN: "Progress / tries",
     PIPELINE_COLUMN: "web-delivery",
     SIZE_COLUMN: "999.9 MB",

@@ -182,6 +182,15 @@ class MainWindow(QMainWindow):
                 found.setdefault(batch.id, batch)
         return list(found.values())
 
+    def selected_jobs(self) -> list[JobRow]:
+        """Every selected job row (batch rows left out)."""
+        workspace = self.workspace
+        if workspace is None:
+            return []
+        rows = workspace.tree.selectionModel().selectedRows()
+        found = (workspace.model.job_at(index) for index in rows)
+        return [job for job in found if job is not None]
+
     def selected_job(self) -> tuple[BatchRow, JobRow] | None:
         workspace = self.workspace
         if workspace is None:
@@ -204,7 +213,9 @@ class MainWindow(QMainWindow):
         return index if workspace.tree.selectionModel().isSelected(index) else QModelIndex()
 
     def _on_tree_selection_changed(self, *_args: object) -> None:
-        self.window_actions.update_for_selection(self.selected_batches(), self.selected_job())
+        self.window_actions.update_for_selection(
+            self.selected_batches(), self.selected_job(), self.selected_jobs()
+        )
         workspace = self.workspace
         if workspace is None:
             return

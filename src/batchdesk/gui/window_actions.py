@@ -4,7 +4,7 @@ Menus, the toolbar, the tree's context menu and keyboard shortcuts all trigger t
 actions, so each command has one place that decides whether it can run.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -12,6 +12,8 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QApplication, QMenu, QStyle, QToolBar
 
 from batchdesk.storage.batch_queries import BatchRow, JobRow
+
+from batchdesk.gui.farm_actions import pausable, resumable, runnable_again
 
 if TYPE_CHECKING:
     from batchdesk.gui.main_window import MainWindow
@@ -93,6 +95,32 @@ class WindowActions:
             "&Delete Batch...", self._delete, key.Delete,
             _icon("edit-delete", sp.SP_TrashIcon), "Delete the selected batches (asks first)",
         )  # fmt: skip
+        self.set_priority = action(
+            "Set &Priority...", self._set_priority,
+            tip="Give the selected batches a priority, 0-100: higher ones run first",
+        )  # fmt: skip
+        self.raise_priority = action(
+            "Raise Priorit&y", self._raise_priority, "Ctrl+Up",
+            tip="Raise the selected batches' priority by 10",
+        )  # fmt: skip
+        self.lower_priority = action(
+            "Lo&wer Priority", self._lower_priority, "Ctrl+Down",
+            tip="Lower the selected batches' priority by 10",
+        )  # fmt: skip
+        self.pause = action(
+            "P&ause Batch", self._pause,
+            icon=_icon("media-playback-pause", sp.SP_MediaPause),
+            tip="Start no new job of the selected batches; running ones finish",
+        )  # fmt: skip
+        self.resume = action(
+            "Res&ume Batch", self._resume,
+            icon=_icon("media-playback-start", sp.SP_MediaPlay),
+            tip="Let the selected paused batches run again",
+        )  # fmt: skip
+        self.run_again = action(
+            "Run Job A&gain", self._run_again, "Ctrl+Shift+R",
+            tip="Queue the selected finished jobs again, with fresh attempts",
+        )  # fmt: skip
         self.view_job = action(
             "&View Job", self._view_job, "Space",
             tip="Look at the selected job's input and outputs, large (Space or double-click)",
@@ -123,6 +151,8 @@ class WindowActions:
         view.addActions([self.view_job, self.refresh])
         batch = self._batch_menu = bar.addMenu("&Batch")
         batch.addActions([self.export_zip, self.save_job, self.retry, self.cancel, self.delete])
+        batch.addSeparator()
+        batch.addActions(self._farm_actions())
         batch.addSeparator()
         batch.addAction(self.copy_names)
         tools = bar.addMenu("&Tools")
@@ -156,7 +186,19 @@ class WindowActions:
         menu.addSeparator()
         menu.addActions([self.retry, self.cancel, self.delete])
         menu.addSeparator()
+        menu.addActions(self._farm_actions())
+        menu.addSeparator()
         menu.addAction(self.copy_names)
+
+    def _farm_actions(self) -> list[QAction]:
+        return [
+            self.set_priority,
+            self.raise_priority,
+            self.lower_priority,
+            self.pause,
+            self.resume,
+            self.run_again,
+        ]
 
     # -- state -------------------------------------------------------------------------------
 
@@ -167,9 +209,19 @@ class WindowActions:
             self.update_for_selection([], None)
 
     def update_for_selection(
-        self, batches: list[BatchRow], job: tuple[BatchRow, JobRow] | None
+        self,
+        batches: list[BatchRow],
+        job: tuple[BatchRow, JobRow] | None,
+        jobs: Sequence[JobRow] = (),
     ) -> None:
+        """Enable what the selection allows: `batches` (with those of selected jobs), the
+        current `job` and every selected job (`jobs`)."""
         has = bool(batches)
+        for item in (self.set_priority, self.raise_priority, self.lower_priority):
+            item.setEnabled(has)
+        self.pause.setEnabled(bool(pausable(batches)))
+        self.resume.setEnabled(bool(resumable(batches)))
+        self.run_again.setEnabled(bool(runnable_again(jobs)))
         self.export_zip.setEnabled(has)
         self.copy_names.setEnabled(has)
         self.delete.setEnabled(has)
@@ -217,6 +269,30 @@ class WindowActions:
     def _delete(self) -> None:
         if self.window.workspace is not None:
             self.window.workspace.actions.delete(self.window.selected_batches())
+
+    def _set_priority(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.ask_and_set_priority(self.window.selected_batches())
+
+    def _raise_priority(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.raise_priority(self.window.selected_batches())
+
+    def _lower_priority(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.lower_priority(self.window.selected_batches())
+
+    def _pause(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.pause(self.window.selected_batches())
+
+    def _resume(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.resume(self.window.selected_batches())
+
+    def _run_again(self) -> None:
+        if self.window.workspace is not None:
+            self.window.workspace.farm.run_again(self.window.selected_jobs())
 
     def _view_job(self) -> None:
         if self.window.workspace is not None:

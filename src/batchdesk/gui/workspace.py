@@ -22,6 +22,7 @@ from batchdesk.gui.batch_tree_view import BatchTreeView
 from batchdesk.gui.batch_watcher import BatchWatcher
 from batchdesk.gui.collapsing_pane import CollapsingPane
 from batchdesk.gui.export_actions import ExportActions
+from batchdesk.gui.farm_actions import FarmActions
 from batchdesk.gui.filter_bar import FilterBar
 from batchdesk.gui.job_pool import RunnerHost
 from batchdesk.gui.live_updates import LiveUpdates
@@ -35,9 +36,11 @@ SPLITTER_KEY = "window/splitter"
 HEADER_KEY = "window/tree-header"
 # The tree's columns as HEADER_KEY's state knows them: a state saved for other columns is
 # not restored (Qt would give the old widths and sort to the new columns, which mean other
-# things). 1 (no key): Name, Description, Status, Progress, Files, Size, Created, By.
+# things). 1 (no key): Name, Description, Status, Progress, Files, Size, Created, By. 2: Name,
+# Status, Progress / tries, Description / error, Pipeline, Size, Time, Who / where. 3: Priority
+# after Status.
 HEADER_VERSION_KEY = "window/tree-header-version"
-HEADER_VERSION = 2
+HEADER_VERSION = 3
 COLUMNS_FITTED_KEY = "window/tree-columns-fitted"
 EXPANDED_KEY = "window/expanded-batches"
 PREVIEW_WIDTH_KEY = "window/preview-width"
@@ -75,6 +78,7 @@ class Workspace(QObject):
         self.preview = PreviewPane(database, tasks)
         self.exports = ExportActions(database, tasks, window, window_state)
         self.actions = BatchActions(database, tasks, window)
+        self.farm = FarmActions(database, tasks, window)
         self.live = LiveUpdates(database.conninfo, window)
         self.watcher = BatchWatcher(database, tasks, window)
         delivery = Path(settings.delivery_folder).expanduser() if settings.delivery_folder else None
@@ -113,7 +117,7 @@ class Workspace(QObject):
         self.preview.viewer_requested.connect(self.viewer.open_job)
         self.live.batches_changed.connect(self.apply_batch_changes)
         self.live.listening_changed.connect(self._on_live_listening_changed)
-        for source in (self.actions, self.exports):
+        for source in (self.actions, self.exports, self.farm):
             source.message.connect(self.message)
             source.failed.connect(self.problem)
         self.actions.batches_deleted.connect(self._on_actions_batches_deleted)

@@ -180,30 +180,52 @@ def requeue_jobs(
 
     def work(connection: Connection) -> list[RequeuedJob]:
         ids = sorted({_find_job_id(connection, batch_id, batch_name, ref) for ref in references})
-        locked = connection.execute(
-            "SELECT id, file_name, status FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-            (ids,),
-        ).fetchall()
-        for _job_id, file_name, status in locked:
-            if status in ("queued", "processing"):
-                state = "running" if status == "processing" else "already queued"
-                raise KnownError(
-                    f"{file_name} of {batch_name} is {state}: only a finished job (failed, "
-                    "completed or cancelled) can be queued again."
-                )
-        outputs = connection.execute(
-            "DELETE FROM job_outputs WHERE job_id = ANY(%s) RETURNING sha256", (ids,)
-        ).fetchall()
-        connection.execute(
-            "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
-            "run_after = now(), started_at = NULL, finished_at = NULL, worker = NULL, "
-            "lease_token = NULL WHERE id = ANY(%s)",
-            (ids,),
-        )
-        blob_store.delete_unreferenced(connection, [bytes(row[0]) for row in outputs])
-        return [RequeuedJob(*row) for row in locked]
+        return _requeue(connection, ids)
 
     return with_retry(database, work)
+
+
+def requeue_job_ids(database: Database, job_ids: Sequence[int]) -> list[RequeuedJob]:
+    """Put finished jobs back in the queue by id, of any batches, all or none (as requeue_jobs).
+
+    For the window, whose selection holds job ids: a job deleted meanwhile is refused with
+    NotFound, a job queued or running with a KnownError naming it and its batch.
+    """
+    ids = sorted(set(job_ids))
+
+    def work(connection: Connection) -> list[RequeuedJob]:
+        return _requeue(connection, ids)
+
+    return with_retry(database, work)
+
+
+def _requeue(connection: Connection, ids: list[int]) -> list[RequeuedJob]:
+    locked = connection.execute(
+        "SELECT j.id, j.file_name, j.status, b.base_directory_name FROM jobs j "
+        "JOIN batches b ON b.id = j.batch_id WHERE j.id = ANY(%s) ORDER BY j.id FOR UPDATE OF j",
+        (ids,),
+    ).fetchall()
+    if len(locked) != len(ids):
+        missing = min(set(ids) - {row[0] for row in locked})
+        raise NotFound(f"There is no job {missing}; its batch may have been deleted meanwhile.")
+    for _job_id, file_name, status, batch_name in locked:
+        if status in ("queued", "processing"):
+            state = "running" if status == "processing" else "already queued"
+            raise KnownError(
+                f"{file_name} of {batch_name} is {state}: only a finished job (failed, "
+                "completed or cancelled) can be queued again."
+            )
+    outputs = connection.execute(
+        "DELETE FROM job_outputs WHERE job_id = ANY(%s) RETURNING sha256", (ids,)
+    ).fetchall()
+    connection.execute(
+        "UPDATE jobs SET status = 'queued', attempts = 0, last_error = NULL, "
+        "run_after = now(), started_at = NULL, finished_at = NULL, worker = NULL, "
+        "lease_token = NULL WHERE id = ANY(%s)",
+        (ids,),
+    )
+    blob_store.delete_unreferenced(connection, [bytes(row[0]) for row in outputs])
+    return [RequeuedJob(*row[:3]) for row in locked]
 
 
 def _find_job_id(connection: Connection, batch_id: UUID, batch_name: str, reference: str) -> int:
