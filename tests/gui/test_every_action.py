@@ -61,7 +61,7 @@ from PySide6.QtWidgets import (
 )
 
 from batchdesk.settings import AppPaths, Settings
-from batchdesk.storage import job_queue
+from batchdesk.storage import farm_controls, job_queue
 from tests.database_fixtures import TestServer
 from tests.factories import make_batch, make_png
 from tests.integration.jobs_support import run_all_jobs
@@ -87,7 +87,8 @@ _dialog_answers = itertools.count()
 
 
 def fill(server: TestServer, name: str, folder: Path) -> None:
-    """Four batches: failed (one job done, one failed), completed, processing and queued."""
+    """Four batches: failed (one job done, one failed), completed, processing, and queued but
+    paused."""
     database = server.open(name)
     try:
         make_batch(database, folder / "failed", count=2, prefix="PL_DXB", seed=1)
@@ -100,7 +101,8 @@ def fill(server: TestServer, name: str, folder: Path) -> None:
         run_all_jobs(database)
         make_batch(database, folder / "running", count=2, prefix="RN_LHR", seed=20)
         assert job_queue.claim(database, "render-node:1:abc") is not None
-        make_batch(database, folder / "queued", count=2, prefix="ZZ_QUE", seed=30)
+        queued = make_batch(database, folder / "queued", count=2, prefix="ZZ_QUE", seed=30)
+        farm_controls.pause(database, [queued.batches[0].id])  # so Resume has something to resume
     finally:
         database.close()
 

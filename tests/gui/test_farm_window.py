@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
+import psycopg
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -316,3 +317,61 @@ def test_a_change_made_elsewhere_shows_in_every_open_window(
     finally:
         for window, session in windows:
             close(window, session)
+
+
+def test_a_jobs_attempts_are_listed_with_each_attempts_error_and_log(
+    qtbot: QtBot,
+    opened: tuple[MainWindow, Workspace],
+    database: Database,
+    database_conninfo: str,
+    tmp_path: Path,
+) -> None:
+    window, workspace = opened
+    batch = make_batch(database, tmp_path / "a", count=1, prefix="AA_HIST").batches[0]
+    job_queue.register_worker(database, "render-07:4242:a1b2c3", 1)
+    first = job_queue.claim(database, "render-07:4242:a1b2c3")
+    assert first is not None
+    job_queue.fail(
+        database, first, "The disk is full.", retryable=True, log="convert: no space left"
+    )
+    with psycopg.connect(database_conninfo) as connection:  # the back-off, skipped
+        connection.execute("UPDATE jobs SET run_after = now()")
+    second = job_queue.claim(database, "render-07:4242:a1b2c3")
+    assert second is not None
+    job_queue.fail(database, second, "Step 1 (fit) failed.", retryable=False)
+    window.refresh()
+    wait_loaded(qtbot, workspace, 1)
+    [index] = job_indexes(qtbot, workspace, batch.id)
+    qtbot.waitUntil(lambda: job_of(workspace, index).status == "failed", timeout=WAIT_MS)
+
+    selection = workspace.tree.selectionModel()
+    flags = selection.SelectionFlag
+    selection.setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+    history = workspace.preview.history
+    qtbot.waitUntil(lambda: len(history.attempts) == 2, timeout=WAIT_MS)
+    rows = [
+        [history.list.topLevelItem(row).text(column) for column in (0, 1, 2, 6)]  # type: ignore[union-attr]
+        for row in range(history.list.topLevelItemCount())
+    ]
+    assert rows == [
+        ["1", "failed", "render-07", "The disk is full."],
+        ["2", "failed", "render-07", "Step 1 (fit) failed."],
+    ]
+    # The last attempt is chosen; choosing the first shows its error and the tool's log.
+    assert "Attempt 2: failed" in history.details.toPlainText()
+    assert "No log" in history.details.toPlainText()
+    history.list.setCurrentItem(history.list.topLevelItem(0))
+    text = history.details.toPlainText()
+    assert "Worker: render-07:4242:a1b2c3" in text
+    assert "Error: The disk is full." in text
+    assert "Log:\nconvert: no space left" in text
+
+    # Run again: the history stays, and the next attempt is numbered 3.
+    window.window_actions.run_again.trigger()
+    qtbot.waitUntil(lambda: job_of(workspace, index).status == "queued", timeout=WAIT_MS)
+    third = job_queue.claim(database, "render-07:4242:a1b2c3")
+    assert third is not None
+    qtbot.waitUntil(lambda: len(history.attempts) == 3, timeout=WAIT_MS)
+    assert history.attempts[-1].outcome == "running"
+    assert history.list.topLevelItem(2).text(5).endswith("so far")  # type: ignore[union-attr]
+    assert job_queue.complete(database, third, [])

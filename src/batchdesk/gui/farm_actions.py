@@ -144,8 +144,12 @@ class FarmActions(QObject):
             )
         else:
             values = sorted({c.priority for c in moved})
-            to = f"{values[0]}" if len(values) == 1 else "new priorities"
-            self.message.emit(f"Gave {plural(len(moved), 'batch', 'batches')} {to}.")
+            now = (
+                f"priority {values[0]}"
+                if len(values) == 1
+                else f"priorities {values[0]} to {values[-1]}"
+            )
+            self.message.emit(f"{plural(len(moved), 'batch', 'batches')} now have {now}.")
 
     # -- pause and resume --------------------------------------------------------------------
 
@@ -172,7 +176,7 @@ class FarmActions(QObject):
             )
             note = f"; {running} running will finish" if running else ""
             self.message.emit(
-                f"Paused {what}: {plural(queued, 'queued job')} wait for Resume{note}."
+                f"Paused {what}: {plural(queued, 'queued job')} held until Resume{note}."
             )
 
         self._tasks.run("pause batches", work, on_result=done, on_error=self._on_error)

@@ -30,6 +30,7 @@ from batchdesk.errors import Cancelled, KnownError
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
 
+from batchdesk.gui.attempt_history import AttemptHistory
 from batchdesk.gui.background import BackgroundTasks, TaskHandle
 from batchdesk.gui.job_images import NO_OUTPUT, ImagePreview, JobPreview, load_job_preview
 
@@ -82,7 +83,7 @@ class PreviewPane(QWidget):
     viewer_requested = Signal(object)  # JobRow: View Larger, or a double-click on an image
 
     BATCH_FIELDS = (
-        "Name", "Description", "Status", "Jobs", "Pipeline", "Files",
+        "Name", "Description", "Status", "Priority", "Jobs", "Pipeline", "Files",
         "Created", "Completed", "Delivered",
     )  # fmt: skip
 
@@ -141,6 +142,9 @@ class PreviewPane(QWidget):
         self.error_label = _text_label()
         self.error_label.setAccessibleName("Error")
         page.addWidget(self.error_label)
+        self.history = AttemptHistory(database, tasks)
+        self.history.load_failed.connect(self.load_failed)
+        page.addWidget(self.history)
         page.addStretch(1)  # what is left goes below, so captions stay by their images
         self._stack.addWidget(job_page)
         self.clear()
@@ -183,6 +187,7 @@ class PreviewPane(QWidget):
     def clear(self) -> None:
         """Show the empty state."""
         self._forget_request()
+        self.history.clear()
         self._job = None
         self._title.setText("")
         self._title.hide()
@@ -192,6 +197,7 @@ class PreviewPane(QWidget):
     def show_batch(self, batch: BatchRow) -> None:
         """Show a batch's details (all in the row: no query)."""
         self._forget_request()
+        self.history.clear()
         self._job = None
         self._title.setText(batch.base_directory_name)
         self._title.show()
@@ -212,6 +218,8 @@ class PreviewPane(QWidget):
             "Name": batch.base_directory_name,
             "Description": batch.render_description or "—",
             "Status": batch.status.capitalize(),
+            "Priority": f"{batch.priority}"
+            + (f", paused since {_when(batch.paused_at)}" if batch.paused_at else ""),
             "Jobs": counts or "None",
             "Pipeline": batch.pipeline,
             "Files": f"{plural(batch.total_files, 'file')}, {format_size(batch.total_size)}",
@@ -240,6 +248,7 @@ class PreviewPane(QWidget):
             self._set_image(label, None, "Loading…")
             info.setText("")
         self.error_label.hide()
+        self.history.show_job(job.id)
         self._stack.setCurrentIndex(2)
         self.has_content_changed.emit(True)
         database = self._database
