@@ -349,6 +349,10 @@ def test_a_jobs_attempts_are_listed_with_each_attempts_error_and_log(
     selection.setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
     history = workspace.preview.history
     qtbot.waitUntil(lambda: len(history.attempts) == 2, timeout=WAIT_MS)
+    assert history.title.text().startswith("Attempts (2): the last failed on render-07 after ")
+    assert history.list.isHidden()  # folded: the images keep their room
+    history.title.click()
+    assert history.list.isVisible()
     rows = [
         [history.list.topLevelItem(row).text(column) for column in (0, 1, 2, 6)]  # type: ignore[union-attr]
         for row in range(history.list.topLevelItemCount())
