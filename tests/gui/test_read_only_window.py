@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from batchdesk.settings import AppPaths, Settings
+from batchdesk.storage import job_queue
 from batchdesk.storage.database import Database
 from tests.database_fixtures import TestServer
 from tests.factories import make_batch, make_png
@@ -46,6 +47,7 @@ def test_a_viewer_sees_the_batches_runs_no_jobs_and_is_refused_changes_with_a_se
     artist = Database(studio.conninfo(studio.artist), "the artist's connection")
     try:
         [made] = make_batch(artist, tmp_path / "made", count=2, prefix="RO_VIEW").batches
+        job_queue.register_worker(artist, "render-07:4242:a1b2c3", 1)  # a render node's
     finally:
         artist.close()
     problems: list[str] = []
@@ -103,6 +105,14 @@ def test_a_viewer_sees_the_batches_runs_no_jobs_and_is_refused_changes_with_a_se
             action.trigger()
             qtbot.waitUntil(lambda: len(problems) == before + 1, timeout=30_000)  # noqa: B023
             assert f": {asked} needs INSERT, UPDATE and DELETE" in problems[-1], problems[-1]
+        panel = window.workers_panel
+        assert panel is not None
+        panel.toggleViewAction().trigger()
+        qtbot.waitUntil(lambda: panel.list.topLevelItemCount() == 1, timeout=30_000)
+        panel.list.topLevelItem(0).setSelected(True)  # type: ignore[union-attr]
+        panel.pause_action.trigger()
+        qtbot.waitUntil(lambda: len(problems) == 6, timeout=30_000)
+        assert ": pausing workers needs INSERT, UPDATE and DELETE" in problems[-1], problems[-1]
         refusals = [problems[0], problems[2], *problems[3:]]
         for sentence in refusals:
             assert sentence.startswith(f"The database role {studio.viewer} may only read")

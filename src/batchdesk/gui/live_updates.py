@@ -4,7 +4,9 @@ The database's triggers announce each committed batch change on the `batchdesk_b
 channel with a JSON payload naming the batch (see the first migration). `LiveUpdates` LISTENs
 on a connection of its own, in a Python thread of its own (waiting on notifications blocks
 the connection), and hands the GUI thread the ids of the batches that changed, gathered so
-that the window hears at most one set every `coalesce_interval` seconds.
+that the window hears at most one set every `coalesce_interval` seconds. Workers coming, going
+and changing state are announced on `batchdesk_workers` (`storage.workers`); they arrive as
+`workers_changed`, at most once per interval too.
 
 When the connection fails it says so (`listening_changed(False)`), asks the window to re-read
 everything (`batches_changed(None)`) at once and then every `poll_interval` seconds, and tries
@@ -26,9 +28,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from PySide6.QtCore import QObject, Qt, Signal
 
+from batchdesk.storage import workers
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "batchdesk_batches"
+WORKERS_CHANNEL = workers.CHANNEL
 COALESCE_INTERVAL = 0.25
 POLL_INTERVAL = 10.0
 RETRY_INTERVAL = 5.0
@@ -71,6 +76,7 @@ class LiveUpdates(QObject):
     """
 
     batches_changed = Signal(object)  # set[UUID]; None: anything may have changed
+    workers_changed = Signal()  # a worker came, went, or was asked to pause or run
     listening_changed = Signal(bool)
 
     # From a listening thread (run number, kind, value); queued to the GUI thread, where the
@@ -133,6 +139,8 @@ class LiveUpdates(QObject):
             return  # from a thread since stopped: of no interest any more
         if kind == "changed":
             self.batches_changed.emit(value)
+        elif kind == "workers":
+            self.workers_changed.emit()
         elif value != self._listening:
             self._listening = value
             self.listening_changed.emit(value)
@@ -164,6 +172,7 @@ class _Listener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    connection.execute(f"LISTEN {WORKERS_CHANNEL}")
                     self._report("listening", True)
                     if missed:
                         self._report("changed", None)
@@ -181,18 +190,26 @@ class _Listener:
         # Leading edge at once, then at most one report per interval, so a burst of
         # thousands of job changes becomes a few sets of ids.
         pending: set[UUID] | None = set()
-        has_pending = False
+        has_pending = workers_pending = False
         last_report = float("-inf")
         while not self.stopping.is_set():
             now = time.monotonic()
             due = last_report + self._coalesce_interval
-            if has_pending and now >= due:
-                self._report("changed", pending)
-                pending, has_pending, last_report = set(), False, now
+            if (has_pending or workers_pending) and now >= due:
+                if has_pending:
+                    self._report("changed", pending)
+                if workers_pending:
+                    self._report("workers", None)
+                pending, has_pending, workers_pending = set(), False, False
+                last_report = now
                 continue
-            wait = min(WAIT_STEP, due - now) if has_pending else WAIT_STEP
+            waiting = has_pending or workers_pending
+            wait = min(WAIT_STEP, due - now) if waiting else WAIT_STEP
             # stop_after: back to the top as soon as anything came, to report it if due.
             for notification in connection.notifies(timeout=max(wait, 0.0), stop_after=1):
+                if notification.channel == WORKERS_CHANNEL:
+                    workers_pending = True
+                    continue
                 batch_id = batch_id_of(notification.payload)
                 has_pending = True
                 if batch_id is None or pending is None:

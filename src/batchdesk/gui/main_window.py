@@ -33,6 +33,7 @@ from batchdesk.gui.submit_panel import paths_from_mime
 from batchdesk.gui.theme import AppTheme
 from batchdesk.gui.tray import Notifier
 from batchdesk.gui.window_actions import WindowActions
+from batchdesk.gui.workers_panel import WorkersPanel
 from batchdesk.gui.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.window_state = window_state
         self.workspace: Workspace | None = None
         self.done_today: DoneTodayCounter | None = None
+        self.workers_panel: WorkersPanel | None = None
         self.pipelines_dialog: PipelinesDialog | None = None  # made when first opened
         app = QApplication.instance()
         assert isinstance(app, QApplication), "the window needs a QApplication"
@@ -143,6 +145,8 @@ class MainWindow(QMainWindow):
         workspace.live.batches_changed.connect(done_today.refresh_soon)
         workspace.runner.job_events.connect(done_today.refresh_soon)  # also when live is down
 
+        self._add_workers_panel(context, workspace)
+
         workspace.restore_state(self.window_state)
         workspace.start(run_jobs=self.settings.run_jobs)
         done_today.start()
@@ -150,6 +154,22 @@ class MainWindow(QMainWindow):
         self._update_worker_status()
         self.window_actions.set_connected(True)
         self._on_tree_selection_changed()
+
+    def _add_workers_panel(self, context: AppContext, workspace: Workspace) -> None:
+        """The Workers dock, where it was last (hidden on a first start), live."""
+        panel = WorkersPanel(context.database, self.tasks, self)
+        self.workers_panel = panel
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, panel)
+        if not self.restoreDockWidget(panel):  # made after the window's state was restored
+            panel.hide()
+        toggle = panel.toggleViewAction()
+        toggle.setText("&Workers Panel")
+        toggle.setToolTip("Show the studio's workers: who runs what, pause or resume them")
+        self.window_actions.add_panel_toggle(toggle)
+        panel.message.connect(self.status.show_text)
+        panel.failed.connect(self._show_problem)
+        workspace.live.workers_changed.connect(panel.refresh_soon)
+        workspace.live.batches_changed.connect(panel.refresh_soon)  # jobs started or finished
 
     # -- live updates ----------------------------------------------------------------------
 
@@ -374,6 +394,8 @@ class MainWindow(QMainWindow):
         self._status_timer.stop()
         if self.done_today is not None:
             self.done_today.stop()
+        if self.workers_panel is not None:
+            self.workers_panel.stop()
         if self.pipelines_dialog is not None:
             self.pipelines_dialog.shutdown()
         workspace = self.workspace

@@ -147,7 +147,7 @@ class WindowActions:
         edit.addActions([self.copy_names, self.find])
         edit.addSeparator()
         edit.addAction(self.preferences)
-        view = bar.addMenu("&View")
+        view = self._view_menu = bar.addMenu("&View")
         view.addActions([self.view_job, self.refresh])
         batch = self._batch_menu = bar.addMenu("&Batch")
         batch.addActions([self.export_zip, self.save_job, self.retry, self.cancel, self.delete])
@@ -178,6 +178,11 @@ class WindowActions:
         self.include_originals = include_originals
         for menu in (self._file_menu, self._batch_menu):
             menu.insertAction(self.save_job, include_originals)
+
+    def add_panel_toggle(self, toggle: QAction) -> None:
+        """Put a panel's show/hide switch (a dock's toggleViewAction) in the View menu."""
+        self._view_menu.addSeparator()
+        self._view_menu.addAction(toggle)
 
     def fill_context_menu(self, menu: QMenu) -> None:
         menu.addAction(self.view_job)
