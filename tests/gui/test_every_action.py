@@ -12,8 +12,9 @@ shortcut (Qt then runs neither). File dialogs, confirmations and the desktop's U
 answered here, at Qt's edge; modal dialogs (Preferences, About, About Qt) are closed as a user
 closes them.
 
-An action that changes the data (retry, cancel, delete) or closes the window leaves the next
-action a fresh copy of the filled database and a new window, so each runs in the state named.
+An action that changes the data (retry, cancel, delete), filters the tree (a saved view) or
+closes the window leaves the next action a fresh copy of the filled database and a new window,
+so each runs in the state named.
 """
 
 import itertools
@@ -336,6 +337,8 @@ class Harness:
         if (
             window is not None
             and window.isVisible()
+            and window.workspace is not None
+            and not window.workspace.model.query.filtered  # a saved view chosen hides rows
             and data_fingerprint(self.conninfo) == self.fingerprint
         ):
             return window

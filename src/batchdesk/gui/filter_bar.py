@@ -32,6 +32,7 @@ from batchdesk.storage.batch_queries import FilterChoices, filter_choices
 from batchdesk.storage.database import Database
 
 from batchdesk.gui.background import BackgroundTasks, TaskContext
+from batchdesk.gui.saved_views import SavedView
 
 # A pause in typing this long starts the search: short enough that a typed search shows within
 # the window's 200 ms target for a filter (a read and a paint take ~60 ms at 10,000 batches),
@@ -113,6 +114,7 @@ class FilterBar(QWidget):
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.setEnabled(False)
 
+        self._first_row = QHBoxLayout()
         self._lay_out()
 
         self._debounce = QTimer(self, singleShot=True, interval=debounce_ms)
@@ -132,7 +134,7 @@ class FilterBar(QWidget):
         self.reload_choices()
 
     def _lay_out(self) -> None:
-        first = QHBoxLayout()
+        first = self._first_row
         first.setContentsMargins(0, 0, 0, 0)
         first.addWidget(self.text_field, stretch=1)
         statuses = QHBoxLayout()
@@ -231,6 +233,71 @@ class FilterBar(QWidget):
                 button.blockSignals(False)
         self._emit_if_changed()
 
+    def add_to_first_row(self, widget: QWidget) -> None:
+        """Put a widget (the saved views' button) at the start of the first row."""
+        self._first_row.insertWidget(0, widget)
+
+    def view_of(self, name: str) -> SavedView:
+        """The filters as they stand, as a view named `name` (with no sort: the tree's)."""
+        days = self.period_combo.currentData()
+        between = days == BETWEEN
+        return SavedView(
+            name=name,
+            statuses=tuple(s.value for s, b in self.status_buttons.items() if b.isChecked()),
+            text=self.text_field.text().replace("\x00", "").strip(),
+            customer=self.customer_combo.currentData() or None,
+            created_by=self.creator_combo.currentData() or None,
+            pipeline=self.pipeline_combo.currentData() or None,
+            period_days=days,
+            from_day=_day(self.from_date.date()).isoformat() if between else None,
+            until_day=_day(self.until_date.date()).isoformat() if between else None,
+            job_filter=self.job_filter().value,
+        )
+
+    def apply_view(self, view: SavedView) -> None:
+        """Set every filter as `view` has it: one new query, not one per field."""
+        combos = [
+            self.customer_combo,
+            self.creator_combo,
+            self.pipeline_combo,
+            self.period_combo,
+            self.job_combo,
+        ]
+        widgets: list[QWidget] = [
+            self.text_field,
+            *self.status_buttons.values(),
+            *combos,
+            self.from_date,
+            self.until_date,
+        ]
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.text_field.setText(view.text)
+            for status, button in self.status_buttons.items():
+                button.setChecked(status.value in view.statuses)
+            for combo, value in (
+                (self.customer_combo, view.customer),
+                (self.creator_combo, view.created_by),
+                (self.pipeline_combo, view.pipeline),
+            ):
+                _choose(combo, value)
+            days = [days for _text, days in PERIODS]
+            period = days.index(view.period_days) if view.period_days in days else 0
+            self.period_combo.setCurrentIndex(period)
+            for edit, day in ((self.from_date, view.from_day), (self.until_date, view.until_day)):
+                if day:
+                    edit.setDate(QDate.fromString(day, "yyyy-MM-dd"))
+            self.job_combo.setCurrentIndex(max(self.job_combo.findData(view.job_filter), 0))
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        between = self.period_combo.currentData() == BETWEEN
+        self.from_date.setVisible(between)
+        self.until_date.setVisible(between)
+        self._on_job_combo_changed()
+        self._emit_if_changed()
+
     def clear(self) -> None:
         """Clear every filter (the jobs shown too): one new query, not one per field."""
         combos = [
@@ -304,6 +371,16 @@ class FilterBar(QWidget):
 
 def _day(day: QDate) -> date:
     return date(day.year(), day.month(), day.day())
+
+
+def _choose(combo: QComboBox, value: str | None) -> None:
+    """Choose `value` in a choice combo (its "all" item for None), listing it if it is not."""
+    if value is None:
+        combo.setCurrentIndex(0)
+        return
+    if combo.findData(value) < 0:
+        combo.addItem(value, value)
+    combo.setCurrentIndex(combo.findData(value))
 
 
 def _fill(combo: QComboBox, names: tuple[str, ...]) -> None:

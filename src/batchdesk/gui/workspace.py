@@ -27,6 +27,7 @@ from batchdesk.gui.filter_bar import FilterBar
 from batchdesk.gui.job_pool import RunnerHost
 from batchdesk.gui.live_updates import LiveUpdates
 from batchdesk.gui.preview_pane import PreviewPane
+from batchdesk.gui.saved_views import SavedViews
 from batchdesk.gui.stats_strip import StatsStrip
 from batchdesk.gui.submit_panel import SubmitPanel
 from batchdesk.gui.viewer_link import ViewerLink
@@ -79,6 +80,14 @@ class Workspace(QObject):
         self.exports = ExportActions(database, tasks, window, window_state)
         self.actions = BatchActions(database, tasks, window)
         self.farm = FarmActions(database, tasks, window)
+        self.views = SavedViews(
+            self.filters.apply_view,
+            self.filters.view_of,
+            lambda: (self.model.query.sort_by, self.model.query.order),
+            window_state,
+            window,
+        )
+        self.filters.add_to_first_row(self.views.button)
         self.live = LiveUpdates(database.conninfo, window)
         self.watcher = BatchWatcher(database, tasks, window)
         delivery = Path(settings.delivery_folder).expanduser() if settings.delivery_folder else None
@@ -110,6 +119,8 @@ class Workspace(QObject):
     def _wire(self) -> None:
         self.filters.query_changed.connect(self.model.set_query)
         self.filters.job_filter_changed.connect(self.model.set_job_filter)
+        self.views.sort_requested.connect(self.model.set_sort)
+        self.views.message.connect(self.message)
         self.model.batch_count_changed.connect(self._update_shown_count)
         self.model.modelReset.connect(self._update_shown_count)
         self.submit.batches_submitted.connect(self._on_submit_batches_submitted)
