@@ -7,6 +7,7 @@ from pytestqt.qtbot import QtBot
 
 from PySide6.QtWidgets import QLabel
 
+from batchdesk.storage import farm_controls
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
 from tests.integration.jobs_support import run_all_jobs
@@ -28,7 +29,8 @@ def test_the_figures_are_shown_after_a_refresh(
     make_batch(database, tmp_path / "a", count=3, seed=0)
     run_all_jobs(database)
     make_batch(database, tmp_path / "b", count=1, seed=10)
-    make_batch(database, tmp_path / "c", count=2, seed=20, prefix="AB_CDE")
+    held = make_batch(database, tmp_path / "c", count=2, seed=20, prefix="AB_CDE").batches[0]
+    farm_controls.pause(database, [held.id])
     assert strip.figure_text("total_batches") == "—"
 
     with qtbot.waitSignal(strip.refreshed, timeout=30_000):
@@ -37,14 +39,15 @@ def test_the_figures_are_shown_after_a_refresh(
     shown = {
         key: strip.figure_text(key)
         for key in (
-            "total_batches", "queued", "processing", "completed", "failed", "cancelled",
+            "total_batches", "queued", "processing", "paused", "completed", "failed", "cancelled",
             "total_files_all_time", "avg_files_per_batch", "max_files_in_batch",
         )
     }  # fmt: skip
     assert shown == {
         "total_batches": "3",
-        "queued": "2",
+        "queued": "1",
         "processing": "0",
+        "paused": "1",
         "completed": "1",
         "failed": "0",
         "cancelled": "0",
@@ -53,7 +56,7 @@ def test_the_figures_are_shown_after_a_refresh(
         "max_files_in_batch": "3",
     }
     value = strip.findChild(QLabel, "stat-queued")
-    assert value.accessibleName() == "Queued batches: 2"
+    assert value.accessibleName() == "Queued batches: 1"
     assert strip.accessibleName() == "Batch statistics"
 
 

@@ -22,6 +22,7 @@ FIGURES = (
     ("total_batches", "Batches", "Total batches"),
     ("queued", "Queued", "Queued batches"),
     ("processing", "Processing", "Processing batches"),
+    ("paused", "Paused", "Paused batches"),
     ("completed", "Completed", "Completed batches"),
     ("failed", "Failed", "Failed batches"),
     ("cancelled", "Cancelled", "Cancelled batches"),
