@@ -154,32 +154,12 @@ class FarmActions(QObject):
     # -- pause and resume --------------------------------------------------------------------
 
     def pause(self, batches: Sequence[BatchRow]) -> None:
-        """Pause the batches that have work left; say which others were left as they are."""
+        """Pause the batches that have work left; the others are left as they are."""
         chosen = pausable(batches)
         if not chosen:
             self.message.emit("Nothing to pause in the selection: it is paused or finished.")
             return
-        database = self._database
-        ids = [b.id for b in chosen]
-
-        def work(_context: TaskContext) -> list[PauseChange]:
-            database.require_write("pausing")
-            return farm_controls.pause(database, ids)
-
-        def done(changes: list[PauseChange]) -> None:
-            queued = sum(c.queued for c in changes)
-            running = sum(c.running for c in changes)
-            what = (
-                changes[0].base_directory_name
-                if len(changes) == 1
-                else plural(len(changes), "batch", "batches")
-            )
-            note = f"; {running} running will finish" if running else ""
-            self.message.emit(
-                f"Paused {what}: {plural(queued, 'queued job')} held until Resume{note}."
-            )
-
-        self._tasks.run("pause batches", work, on_result=done, on_error=self._on_error)
+        self._set_paused([b.id for b in chosen], paused=True)
 
     def resume(self, batches: Sequence[BatchRow]) -> None:
         """Let the paused batches among `batches` run again."""
@@ -187,23 +167,32 @@ class FarmActions(QObject):
         if not chosen:
             self.message.emit("Nothing to resume in the selection: no batch of it is paused.")
             return
+        self._set_paused([b.id for b in chosen], paused=False)
+
+    def _set_paused(self, ids: list[UUID], *, paused: bool) -> None:
         database = self._database
-        ids = [b.id for b in chosen]
+        change = farm_controls.pause if paused else farm_controls.resume
 
         def work(_context: TaskContext) -> list[PauseChange]:
-            database.require_write("resuming")
-            return farm_controls.resume(database, ids)
+            database.require_write("pausing" if paused else "resuming")
+            return change(database, ids)
 
         def done(changes: list[PauseChange]) -> None:
-            queued = sum(c.queued for c in changes)
+            queued = plural(sum(c.queued for c in changes), "queued job")
+            running = sum(c.running for c in changes)
             what = (
                 changes[0].base_directory_name
                 if len(changes) == 1
                 else plural(len(changes), "batch", "batches")
             )
-            self.message.emit(f"Resumed {what}: {plural(queued, 'queued job')} may run.")
+            if not paused:
+                self.message.emit(f"Resumed {what}: {queued} may run.")
+                return
+            note = f"; {running} running will finish" if running else ""
+            self.message.emit(f"Paused {what}: {queued} held until Resume{note}.")
 
-        self._tasks.run("resume batches", work, on_result=done, on_error=self._on_error)
+        verb = "pause batches" if paused else "resume batches"
+        self._tasks.run(verb, work, on_result=done, on_error=self._on_error)
 
     # -- jobs --------------------------------------------------------------------------------
 

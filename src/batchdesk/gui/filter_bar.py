@@ -300,29 +300,7 @@ class FilterBar(QWidget):
 
     def clear(self) -> None:
         """Clear every filter (the jobs shown too): one new query, not one per field."""
-        combos = [
-            self.customer_combo,
-            self.creator_combo,
-            self.pipeline_combo,
-            self.period_combo,
-            self.job_combo,
-        ]
-        widgets: list[QWidget] = [self.text_field, *self.status_buttons.values(), *combos]
-        for widget in widgets:
-            widget.blockSignals(True)
-        try:
-            self.text_field.clear()
-            for button in self.status_buttons.values():
-                button.setChecked(False)
-            for combo in combos:
-                combo.setCurrentIndex(0)
-        finally:
-            for widget in widgets:
-                widget.blockSignals(False)
-        self.from_date.hide()
-        self.until_date.hide()
-        self._on_job_combo_changed()
-        self._emit_if_changed()
+        self.apply_view(SavedView(name=""))
 
     def reload_choices(self) -> None:
         """Read the customers, submitters and pipelines again in the background."""
