@@ -69,47 +69,21 @@ def field(dialog: PipelinesDialog, name: str) -> QWidget:
     return dialog.editor.form.widget(name)
 
 
-def set_whole(name: str, value: int) -> Callable[[PipelinesDialog], None]:
+def set_field(name: str, value: Any) -> Callable[[PipelinesDialog], None]:
+    """An edit a user makes in the step's form: type a number or text, pick, tick."""
+
     def edit(dialog: PipelinesDialog) -> None:
-        box = field(dialog, name)
-        assert isinstance(box, QSpinBox)
-        box.setValue(value)
-
-    return edit
-
-
-def set_number(name: str, value: float) -> Callable[[PipelinesDialog], None]:
-    def edit(dialog: PipelinesDialog) -> None:
-        box = field(dialog, name)
-        assert isinstance(box, QDoubleSpinBox)
-        box.setValue(value)
-
-    return edit
-
-
-def set_text(name: str, value: str) -> Callable[[PipelinesDialog], None]:
-    def edit(dialog: PipelinesDialog) -> None:
-        line = field(dialog, name)
-        assert isinstance(line, QLineEdit)
-        line.setText(value)
-
-    return edit
-
-
-def set_choice(name: str, value: str) -> Callable[[PipelinesDialog], None]:
-    def edit(dialog: PipelinesDialog) -> None:
-        box = field(dialog, name)
-        assert isinstance(box, QComboBox)
-        box.setCurrentText(value)
-
-    return edit
-
-
-def toggle(name: str) -> Callable[[PipelinesDialog], None]:
-    def edit(dialog: PipelinesDialog) -> None:
-        box = field(dialog, name)
-        assert isinstance(box, QCheckBox)
-        box.toggle()
+        widget = field(dialog, name)
+        if isinstance(widget, QSpinBox | QDoubleSpinBox):
+            widget.setValue(value)
+        elif isinstance(widget, QLineEdit):
+            widget.setText(value)
+        elif isinstance(widget, QComboBox):
+            widget.setCurrentText(value)
+        else:
+            assert isinstance(widget, QCheckBox), widget
+            assert widget.isChecked() != value
+            widget.toggle()
 
     return edit
 
@@ -117,15 +91,20 @@ def toggle(name: str) -> Callable[[PipelinesDialog], None]:
 # Each op: an edit made in its form, the field and value it must store, and the output the
 # preview must then show (name, width, height) for a 120 x 80 sample.
 EDITS: dict[str, tuple[Callable[[PipelinesDialog], None], str, Any, tuple[str, int, int]]] = {
-    "fit": (set_whole("size", 60), "size", 60, ("sample_web.jpg", 60, 40)),
-    "pad": (set_whole("height", 100), "height", 100, ("sample_web.jpg", 2000, 100)),
-    "trim": (set_whole("tolerance", 30), "tolerance", 30, ("sample_web.jpg", 120, 80)),
-    "watermark": (set_text("text", "Proof"), "text", "Proof", ("sample_web.jpg", 120, 80)),
-    "sharpen": (set_whole("percent", 300), "percent", 300, ("sample_web.jpg", 120, 80)),
-    "strip_metadata": (toggle("keep_icc"), "keep_icc", False, ("sample_web.jpg", 120, 80)),
-    "output": (set_choice("format", "webp"), "format", "webp", ("sample_web.webp", 120, 80)),
-    "thumbnail": (set_whole("size", 30), "size", 30, ("sample_thumb.jpg", 30, 20)),
-    "external": (set_number("timeout", 30.0), "timeout", 30.0, ("sample_web.jpg", 120, 80)),
+    "fit": (set_field("size", 60), "size", 60, ("sample_web.jpg", 60, 40)),
+    "pad": (set_field("height", 100), "height", 100, ("sample_web.jpg", 2000, 100)),
+    "trim": (set_field("tolerance", 30), "tolerance", 30, ("sample_web.jpg", 120, 80)),
+    "watermark": (set_field("text", "Proof"), "text", "Proof", ("sample_web.jpg", 120, 80)),
+    "sharpen": (set_field("percent", 300), "percent", 300, ("sample_web.jpg", 120, 80)),
+    "strip_metadata": (
+        set_field("keep_icc", False),
+        "keep_icc",
+        False,
+        ("sample_web.jpg", 120, 80),
+    ),
+    "output": (set_field("format", "webp"), "format", "webp", ("sample_web.webp", 120, 80)),
+    "thumbnail": (set_field("size", 30), "size", 30, ("sample_thumb.jpg", 30, 20)),
+    "external": (set_field("timeout", 30.0), "timeout", 30.0, ("sample_web.jpg", 120, 80)),
 }
 
 

@@ -35,6 +35,14 @@ _NOT_SET = "(not set)"
 _PROBLEM_STYLE = "border: 2px solid #d32f2f;"
 
 
+def _row() -> tuple[QWidget, QHBoxLayout]:
+    """A widget holding a row of widgets, for a field that needs more than one."""
+    holder = QWidget()
+    row = QHBoxLayout(holder)
+    row.setContentsMargins(0, 0, 0, 0)
+    return holder, row
+
+
 def _default_format(op: str) -> str:
     spec = next((f for f in STEP_FIELDS.get(op, ()) if f.name == "format"), None)
     return str(spec.default) if spec is not None else ""
@@ -213,9 +221,7 @@ class StepForm(QWidget):
         return box
 
     def _colour(self, spec: FieldSpec, current: Any) -> QWidget:
-        holder = QWidget()
-        row = QHBoxLayout(holder)
-        row.setContentsMargins(0, 0, 0, 0)
+        holder, row = _row()
         transparent = spec.kind == "colour_or_transparent"
         button = _ColourButton(transparent)
         button.setObjectName(f"colour-{spec.name}")
@@ -248,9 +254,7 @@ class StepForm(QWidget):
         return line
 
     def _path(self, spec: FieldSpec, current: Any) -> QWidget:
-        holder = QWidget()
-        row = QHBoxLayout(holder)
-        row.setContentsMargins(0, 0, 0, 0)
+        holder, row = _row()
         line = QLineEdit(str(current) if current is not None else "")
         line.setObjectName(f"path-{spec.name}")
         line.setPlaceholderText(_NOT_SET)
