@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from PIL import Image
 from pytestqt.qtbot import QtBot
@@ -21,7 +22,9 @@ from batchdesk.jobs.pipeline_spec import OPS, parse_pipeline
 from batchdesk.settings import Settings
 from batchdesk.storage import pipeline_store
 from batchdesk.storage.database import Database
+from tests.database_fixtures import TestServer
 from tests.factories import make_png
+from tests.studio_roles import studio_roles
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.pipelines_dialog import PipelinesDialog
@@ -297,3 +300,42 @@ def test_a_4k_preview_does_not_block_the_gui_thread(
     print(f"longest gap {max(gaps) * 1000:.1f} ms in {len(gaps)} ticks; {result.seconds:.2f} s")
     assert len(gaps) > 10, "the probe hardly ran: the preview was too short to say anything"
     assert max(gaps) < 0.100, f"the window froze for {max(gaps) * 1000:.0f} ms"
+
+
+@pytest.mark.slow
+def test_a_viewer_may_look_and_preview_but_is_refused_saving_and_retiring_with_a_sentence(
+    qtbot: QtBot, tasks: BackgroundTasks, pg_server: TestServer, tmp_path: Path
+) -> None:
+    with studio_roles(pg_server.admin_conninfo, tmp_path) as studio:
+        owner = Database(studio.conninfo(studio.owner), "the owner's connection")
+        try:
+            pipeline_store.install_missing(owner, default_pipelines())
+        finally:
+            owner.close()
+        viewer = Database(studio.conninfo(studio.viewer), "the viewer's connection")
+        try:
+            dialog = PipelinesDialog(viewer, tasks, preview_delay_ms=20)
+            qtbot.addWidget(dialog)
+            dialog.show()
+            qtbot.waitUntil(lambda: dialog.pipelines.count() == len(default_pipelines()))
+            dialog.set_sample(make_png(tmp_path / "sample.png", size=(64, 48)))
+            assert wait_for_preview(qtbot, dialog).error is None
+            dialog.editor.description.setText("A viewer's change")
+
+            dialog.save_button.click()
+            qtbot.waitUntil(lambda: dialog.status.text() != "")
+            saving = dialog.status.text()
+            dialog.status.clear()
+            dialog.retire_button.click()
+            qtbot.waitUntil(lambda: dialog.status.text() != "")
+            retiring = dialog.status.text()
+            assert dialog.shutdown()
+            tasks.shutdown()
+        finally:
+            viewer.close()
+        for sentence, action in ((saving, "saving"), (retiring, "retiring")):
+            assert sentence.startswith(f"The database role {studio.viewer} may only read"), sentence
+            assert f"{action} pipelines needs INSERT, UPDATE and DELETE" in sentence
+        with psycopg.connect(studio.conninfo(studio.owner)) as connection:
+            rows = connection.execute("SELECT max(version), count(retired_at) FROM pipelines")
+            assert rows.fetchone() == (1, 0)
