@@ -175,6 +175,55 @@ def test_text_filter_ignores_case_of_accented_letters_too(
     assert found(database, text="CRÈME BRÛLÉE") == names_of(creme)
 
 
+def test_a_search_served_by_the_trigram_index_finds_what_the_scan_finds_in_any_script(
+    database: Database, tmp_path: Path
+) -> None:
+    aero = new_batch(database, tmp_path, description="ÆRØ ferries, Straße")
+    lodz = new_batch(database, tmp_path, description="Łódź showroom")
+    athens = new_batch(database, tmp_path, description="ΑΘΗΝΑ lobby")
+    plain = new_batch(database, tmp_path, description="plain")
+    searches = {
+        "ærø": names_of(aero),
+        "STRASSE": [],  # lower() maps letters one to one: ß is not "ss"
+        "straße": names_of(aero),
+        "ŁÓDŹ SHOW": names_of(lodz),
+        "αθηνα": names_of(athens),
+        "_view0": names_of(plain, athens, lodz, aero),  # file names, newest first
+        "qz": [],  # shorter than a trigram
+        "no such": [],
+    }
+
+    with database.connect() as connection:
+        scanned = {text: page_names(connection, text) for text in searches}
+        # Small tables are scanned; make the planner use the index where there is one.
+        connection.execute("SET LOCAL enable_seqscan = off")
+        indexed = {text: page_names(connection, text) for text in searches}
+        plan = "\n".join(
+            row[0]
+            for row in connection.execute(
+                "EXPLAIN SELECT batch_id FROM batch_search WHERE content LIKE '%ærø%'"
+            )
+        )
+
+    assert scanned == searches
+    assert indexed == searches
+    has_index = connection_has_trigram_index(database)
+    assert ("batch_search_content_trgm_idx" in plan) == has_index
+
+
+def page_names(connection: Any, text: str) -> list[str]:
+    rows, _total = batch_page(connection, BatchQuery(text=text))
+    return [row.base_directory_name for row in rows]
+
+
+def connection_has_trigram_index(database: Database) -> bool:
+    with database.connect() as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'batch_search_content_trgm_idx'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def test_text_filter_takes_percent_underscore_and_backslash_literally(
     database: Database, tmp_path: Path
 ) -> None:
