@@ -46,7 +46,6 @@ from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
-from batchdesk.storage import job_queue
 from benchsupport import (
     BenchServer,
     MachineCpu,
@@ -65,7 +64,6 @@ MB = 1_000_000
 DRAIN_TIMEOUT = 3600.0
 
 Outputs = dict[str, tuple[int, int, int]]  # name -> (width, height, bytes)
-real_complete = job_queue.complete
 
 
 @dataclass(frozen=True)
@@ -242,7 +240,7 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
         runner._run = phases.wrap("job", runner._run)  # type: ignore[method-assign]
         runner._fetch = phases.wrap("fetch", runner._fetch)  # type: ignore[method-assign]
         runner_module.run_pipeline = phases.wrap("pipeline", run_pipeline)
-        job_queue.complete = phases.wrap("complete", real_complete)
+        runner._complete = phases.wrap("complete", runner._complete)  # type: ignore[method-assign]
         server_cpu_start = backend_cpu(conninfo, background=True)
         machine = MachineCpu()
         cpu_start = time.process_time()
@@ -258,7 +256,6 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
         finally:
             runner.stop()
             runner_module.run_pipeline = run_pipeline
-            job_queue.complete = real_complete
         if not drained:
             raise RuntimeError(f"the runner did not drain the queue within {DRAIN_TIMEOUT:.0f} s")
         with psycopg.connect(conninfo) as conn:

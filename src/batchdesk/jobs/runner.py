@@ -3,8 +3,9 @@
 One runner per process. `batchdesk worker` gives it a thread pool; the window will hand it a
 QThreadPool through the same `TaskPool` protocol. Three small threads keep it going:
 
-- the dispatcher claims a job whenever a slot (and enough of the memory budget) is free, and
-  otherwise sleeps until woken by a NOTIFY, a finished job, or the poll interval;
+- the dispatcher claims as many jobs as there are free slots, in one statement, and starts
+  each once enough of the memory budget is free; otherwise it sleeps until woken by a NOTIFY,
+  a finished job, or the poll interval;
 - the listener LISTENs on its own autocommit connection and wakes the dispatcher;
 - the heartbeat proves this worker alive every few seconds, notices jobs that were cancelled or
   reaped under it (they stop at their next step), and reaps dead workers' jobs (one reaper at a
@@ -41,7 +42,7 @@ from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, 
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.storage import blob_store, job_queue, pipeline_store, workers
 from batchdesk.storage.database import Database
-from batchdesk.storage.job_queue import ClaimedJob, StoredOutput
+from batchdesk.storage.job_queue import ClaimedJob, Completion, StoredOutput
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -181,7 +182,7 @@ class Runner:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
-                started = self._start_one()
+                started = self._start_some()
             except _CONNECTION_ERRORS as exc:
                 log.warning("claiming failed, retrying: %s", exc)
                 started = False
@@ -190,15 +191,24 @@ class Runner:
             self._check_drained()
             self._wake.wait(self.config.poll_interval)
 
-    def _start_one(self) -> bool:
+    def _start_some(self) -> bool:
+        """Claim up to the free slots in one statement and start them in the claim's order."""
         if self._paused.is_set():
             return False  # asked to pause: running jobs finish, nothing new starts
         with self._lock:
-            if len(self._running) >= self.config.threads:
-                return False
-        job = job_queue.claim(self.database, self.worker_id)
-        if job is None:
+            free = self.config.threads - len(self._running)
+        if free <= 0:
             return False
+        jobs = job_queue.claim_many(self.database, self.worker_id, free)
+        for index, job in enumerate(jobs):
+            if not self._start(job):  # stopping: give back the claimed jobs not started
+                for rest in jobs[index + 1 :]:
+                    self._give_back(rest)
+                return False
+        return bool(jobs)
+
+    def _start(self, job: ClaimedJob) -> bool:
+        """Start a claimed job once it fits the memory budget; False, given back, if stopping."""
         memory = self._until_done(lambda: self._estimate(job))
         budget = self.config.memory_budget
         refusal = None
@@ -214,13 +224,17 @@ class Runner:
             ):
                 self._lock.wait(timeout=1.0)
             if self._stopping.is_set():
-                job_queue.release(self.database, job)
+                self._give_back(job)
                 return False
             self._running[job.id] = job
             self._memory_in_use += reserved
         self.drained.clear()
         self._pool.start(lambda: self._run(job, reserved, refusal))
         return True
+
+    def _give_back(self, job: ClaimedJob) -> None:
+        """Release a claimed job that never started (the worker is stopping)."""
+        self._until_done(lambda: job_queue.release(self.database, job))
 
     def _estimate(self, job: ClaimedJob) -> MemoryEstimate | None:
         """Estimate a job's peak image memory from its input's header and its pipeline's steps.
@@ -323,14 +337,18 @@ class Runner:
             )
             for o in outputs
         ]
-        completed = self._until_done(
-            lambda: job_queue.complete(self.database, job, stored, log=attempt_log.recorded())
-        )
+        completed = self._complete(Completion(job, stored, attempt_log.recorded()))
         seconds = time.monotonic() - began
         if completed:
             self._emit("completed", job, seconds=seconds, outputs=len(stored))
         else:
             self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
+
+    def _complete(self, completion: Completion) -> bool:
+        """Complete a job and store its outputs; False if fenced off."""
+        return self._until_done(lambda: job_queue.complete_many(self.database, [completion])) == {
+            completion.job.id
+        }
 
     def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
         with self.database.connect() as connection:
@@ -402,26 +420,27 @@ class Runner:
             self._beat_soon.wait(self.config.heartbeat_interval)
             self._beat_soon.clear()
 
-    def _heartbeat(self) -> job_queue.Beat:
+    def _heartbeat(self, running: list[ClaimedJob] | None = None) -> job_queue.Beat:
         return job_queue.heartbeat(
             self.database,
             self.worker_id,
             threads=self.config.threads,
             kind=self.kind,
             stopping=self._stopping.is_set(),
+            running=running or [],
         )
 
     def _beat(self, *, reap: bool) -> None:
-        beat = self._heartbeat()
+        with self._lock:
+            running = list(self._running.values())
+        # One statement: this worker's row, and which of its running jobs it still holds.
+        beat = self._heartbeat(running)
         if not beat.was_known:
             # Declared dead (a long pause, a lost network): our jobs were given away.
             log.warning("%s was declared dead; it is listed again", self.worker_id)
         self._obey(beat.desired_state)
         with self._lock:
-            running = list(self._running.values())
-        held = job_queue.still_held(self.database, running)
-        with self._lock:
-            self._revoked.update(job.id for job in running if job.id not in held)
+            self._revoked.update(job.id for job in running if job.id not in beat.held)
         if reap:
             result = job_queue.reap(
                 self.database, self.config.liveness_timeout, reaper=self.worker_id

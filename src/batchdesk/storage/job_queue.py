@@ -63,10 +63,6 @@ class ClaimedJob:
     attempt: int  # this attempt's number in the job's history (job_attempts.number)
 
 
-class _Fenced(Exception):
-    """The job stopped being this worker's during its completion; roll everything back."""
-
-
 @dataclass(frozen=True)
 class StoredOutput:
     name: str
@@ -103,6 +99,32 @@ def with_retry(database: Database, work: Callable[[Connection], T]) -> T:
                 raise
 
 
+def on_its_own(database: Database, work: Callable[[Connection], T]) -> T:
+    """Run `work`, one statement, committed as it runs: one round trip instead of three.
+
+    A transaction costs a BEGIN and a COMMIT besides its statement, each a round trip; a single
+    statement in autocommit is as atomic on its own. Retried as `with_retry` does, except that
+    a connection lost while the statement ran may have committed it: run again, a claim takes
+    other jobs (the first ones wait for this worker's restart, as after a lost COMMIT) and a
+    fenced completion finds its job no longer processing and reports it as not done.
+    """
+    reconnected = False
+    attempt = 0
+    while True:
+        try:
+            with database.connect() as connection:
+                connection.autocommit = True  # the pool sets it back when the block ends
+                return work(connection)
+        except DatabaseUnavailable:
+            if reconnected:
+                raise
+            reconnected = True
+        except psycopg.Error as exc:
+            attempt += 1
+            if not is_retryable(exc) or attempt == _DEADLOCK_RETRIES:
+                raise
+
+
 WORKER_KINDS = ("window", "headless")
 
 
@@ -124,6 +146,27 @@ class Beat:
 
     was_known: bool  # False: the worker had been declared dead (its row was gone) and is back
     desired_state: str  # running or paused: what someone asked of this worker
+    # The ids among the worker's running jobs still processing under their lease; the others
+    # were cancelled or given away and must stop.
+    held: frozenset[int] = frozenset()
+
+
+# The worker's row and its running jobs in one statement: the row is written (or made again),
+# and the jobs still processing under their lease are read in the same snapshot.
+_HEARTBEAT = """
+WITH beat AS (
+    INSERT INTO workers AS w (id, host, pid, threads, kind, state)
+    VALUES (%(id)s, %(host)s, %(pid)s, %(threads)s, %(kind)s,
+        CASE WHEN %(stopping)s THEN 'stopping' ELSE 'running' END)
+    ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), threads = excluded.threads,
+        state = CASE WHEN %(stopping)s THEN 'stopping' ELSE w.desired_state END
+    RETURNING w.desired_state, (w.xmax = 0) AS inserted
+)
+SELECT desired_state, inserted, ARRAY(
+    SELECT id FROM jobs WHERE status = 'processing' AND (id, lease_token) IN
+        (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[])))
+FROM beat
+"""
 
 
 def heartbeat(
@@ -133,21 +176,19 @@ def heartbeat(
     threads: int = 1,
     kind: str = "headless",
     stopping: bool = False,
+    running: Sequence["ClaimedJob"] = (),
 ) -> Beat:
     """Record that the worker lives and what it does; return what it has been asked to do.
 
     The worker's state becomes what it was asked (`paused` or `running`), which it obeys from
     this moment, or `stopping`. A worker whose row the reaper removed gets a new one, running.
+    In the same statement, which of its `running` jobs it still holds (`Beat.held`).
     """
-    with database.begin() as connection:
-        row = only_row(
+    row = on_its_own(
+        database,
+        lambda connection: only_row(
             connection.execute(
-                "INSERT INTO workers AS w (id, host, pid, threads, kind, state) "
-                "VALUES (%(id)s, %(host)s, %(pid)s, %(threads)s, %(kind)s, "
-                "  CASE WHEN %(stopping)s THEN 'stopping' ELSE 'running' END) "
-                "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), threads = excluded.threads, "
-                "  state = CASE WHEN %(stopping)s THEN 'stopping' ELSE w.desired_state END "
-                "RETURNING w.desired_state, (w.xmax = 0)",
+                _HEARTBEAT,
                 {
                     "id": worker_id,
                     "host": socket.gethostname(),
@@ -155,11 +196,16 @@ def heartbeat(
                     "threads": threads,
                     "kind": kind,
                     "stopping": stopping,
+                    "ids": [job.id for job in running],
+                    "tokens": [job.lease_token for job in running],
                 },
             )
-        )
-    desired_state, inserted = row
-    return Beat(was_known=not inserted, desired_state=str(desired_state))
+        ),
+    )
+    desired_state, inserted, held = row
+    return Beat(
+        was_known=not inserted, desired_state=str(desired_state), held=frozenset(held or ())
+    )
 
 
 def unregister_worker(database: Database, worker_id: str) -> None:
@@ -167,50 +213,65 @@ def unregister_worker(database: Database, worker_id: str) -> None:
         connection.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
 
 
-# The next job: queued, due and not paused, from the claim's index (jobs_claim_idx) in its own
-# order; nothing for a worker told to pause. The attempt is opened in the same statement, with
-# the number counted up on the job row this statement has locked (never one taken already).
+# The next `limit` jobs: queued, due and not paused, from the claim's index (jobs_claim_idx) in
+# its own order, skipping those another claim has locked; nothing for a worker told to pause.
+# The attempts are opened in the same statement, each numbered on the job row this statement
+# has locked (never a number taken already). They come back in the claim's order.
 _CLAIM = """
-WITH claimed AS (
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND NOT paused AND run_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM workers
+                      WHERE id = %(worker)s AND desired_state = 'paused')
+    ORDER BY priority DESC, run_after, id
+    FOR UPDATE SKIP LOCKED LIMIT %(limit)s
+), claimed AS (
     UPDATE jobs j SET status = 'processing', worker = %(worker)s,
         lease_token = gen_random_uuid(), attempts = j.attempts + 1,
         last_attempt = j.last_attempt + 1,
         started_at = now(), heartbeat_at = now(), finished_at = NULL
-    FROM batches b
-    WHERE b.id = j.batch_id AND j.id = (
-        SELECT id FROM jobs
-        WHERE status = 'queued' AND NOT paused AND run_after <= now()
-          AND NOT EXISTS (SELECT 1 FROM workers
-                          WHERE id = %(worker)s AND desired_state = 'paused')
-        ORDER BY priority DESC, run_after, id
-        FOR UPDATE SKIP LOCKED LIMIT 1)
+    FROM picked, batches b
+    WHERE j.id = picked.id AND b.id = j.batch_id
     RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, j.input_size,
         j.pipeline, j.attempts, j.max_attempts, b.base_directory_name, j.last_attempt,
-        j.started_at
+        j.started_at, j.priority, j.run_after
 ), opened AS (
     INSERT INTO job_attempts (job_id, number, worker, started_at)
     SELECT id, last_attempt, %(worker)s, started_at FROM claimed
 )
 SELECT id, batch_id, lease_token, file_name, input_sha256, input_size, pipeline, attempts,
     max_attempts, base_directory_name, last_attempt
-FROM claimed
+FROM claimed ORDER BY priority DESC, run_after, id
 """
 
 
-def claim(database: Database, worker_id: str) -> ClaimedJob | None:
-    """Take the next job to run, or None; many claimers never get the same job.
+def claim_many(database: Database, worker_id: str, limit: int) -> list[ClaimedJob]:
+    """Take up to `limit` jobs to run, in the order they should start, in one statement.
 
-    The next job is the queued, due job of the highest priority, then the oldest; jobs of
-    paused batches wait, and a worker told to pause gets none.
+    Many claimers never get the same job. The order is the queued, due jobs of the highest
+    priority first, then the oldest; jobs of paused batches wait, and a worker told to pause
+    gets none.
     """
-    row = with_retry(
-        database, lambda connection: connection.execute(_CLAIM, {"worker": worker_id}).fetchone()
+    if limit < 1:
+        return []
+    rows = on_its_own(
+        database,
+        lambda connection: connection.execute(
+            _CLAIM, {"worker": worker_id, "limit": limit}
+        ).fetchall(),
     )
-    if row is None:
-        return None
-    values = list(row)
-    values[4] = bytes(values[4])
-    return ClaimedJob(*values)
+    jobs = []
+    for row in rows:
+        values = list(row)
+        values[4] = bytes(values[4])
+        jobs.append(ClaimedJob(*values))
+    return jobs
+
+
+def claim(database: Database, worker_id: str) -> ClaimedJob | None:
+    """Take the next job to run, or None (see `claim_many`)."""
+    jobs = claim_many(database, worker_id, 1)
+    return jobs[0] if jobs else None
 
 
 # Closes the attempt of the job a worker's own statement ended, in that statement: the CTE
@@ -254,6 +315,83 @@ def _close_attempts(
     )
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A job a worker finished: its outputs (each with its file's path) and its attempt's log."""
+
+    job: ClaimedJob
+    outputs: Sequence[tuple[StoredOutput, Any]] = ()
+    log: str | None = None
+
+
+# Completes the jobs still held under their lease, closes their attempts with their logs and
+# stores their outputs, in one statement: a job fenced off (cancelled, reaped, taken over) is
+# not completed and gets no outputs, while the others do. Rows are given in id order, the usual
+# lock order; the counting triggers then update each batch once for all its jobs.
+_COMPLETE = """
+WITH done AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(logs)s::text[])
+        AS d(id, token, log)
+), ended AS (
+    UPDATE jobs j SET status = 'completed', finished_at = now(), last_error = NULL,
+        lease_token = NULL
+    FROM done WHERE j.id = done.id AND j.lease_token = done.token AND j.status = 'processing'
+    RETURNING j.id, done.log
+), closed AS (
+    UPDATE job_attempts a SET finished_at = now(), outcome = 'completed', error = NULL,
+        log = ended.log, ended_by = a.worker
+    FROM ended WHERE a.job_id = ended.id AND a.finished_at IS NULL
+), stored AS (
+    INSERT INTO job_outputs (job_id, name, sha256, size, media_type, width, height)
+    SELECT o.* FROM unnest(%(out_jobs)s::bigint[], %(names)s::text[], %(hashes)s::bytea[],
+        %(sizes)s::bigint[], %(types)s::text[], %(widths)s::integer[], %(heights)s::integer[])
+        AS o(job_id, name, sha256, size, media_type, width, height)
+    WHERE o.job_id IN (SELECT id FROM ended)
+)
+SELECT id FROM ended
+"""
+
+
+def complete_many(database: Database, completions: Sequence[Completion]) -> set[int]:
+    """Complete several jobs in one transaction; return the ids completed (the others were fenced).
+
+    Each job is completed only while it is still this worker's under its lease token, and its
+    outputs are stored with its completion. The output files are written first (held against
+    deletion until the commit), so the job and batch rows are locked only by the final
+    statement. A fenced job's files stay unused until `batchdesk db gc` removes them. Jobs
+    without outputs need no transaction: the statement runs on its own.
+    """
+    if not completions:
+        return set()
+    ordered = sorted(completions, key=lambda c: c.job.id)
+    outputs = [(c.job.id, out) for c in ordered for out, _ in c.outputs]
+    params = {
+        "ids": [c.job.id for c in ordered],
+        "tokens": [c.job.lease_token for c in ordered],
+        "logs": [c.log for c in ordered],
+        "out_jobs": [job_id for job_id, _ in outputs],
+        "names": [o.name for _, o in outputs],
+        "hashes": [o.digest.sha256 for _, o in outputs],
+        "sizes": [o.digest.size for _, o in outputs],
+        "types": [o.media_type for _, o in outputs],
+        "widths": [o.width for _, o in outputs],
+        "heights": [o.height for _, o in outputs],
+    }
+
+    def finish(connection: Connection) -> set[int]:
+        return {row[0] for row in connection.execute(_COMPLETE, params).fetchall()}
+
+    if not outputs:
+        return on_its_own(database, finish)
+
+    def work(connection: Connection) -> set[int]:
+        files = [(path, out.digest) for c in ordered for out, path in c.outputs]
+        blob_store.store_in_transaction(connection, files)
+        return finish(connection)
+
+    return with_retry(database, work)
+
+
 def complete(
     database: Database,
     job: ClaimedJob,
@@ -263,58 +401,10 @@ def complete(
 ) -> bool:
     """Store the outputs and mark the job completed, in one transaction; False if fenced off.
 
-    `outputs` pairs each output's description with its file path. The files are written before
-    the job row is touched, so the job and batch rows are locked only for the final update.
-    `log` is kept with the attempt (what the job's tools and Pillow said).
+    `outputs` pairs each output's description with its file path. `log` is kept with the
+    attempt (what the job's tools and Pillow said). See `complete_many`.
     """
-
-    def work(connection: Connection) -> bool:
-        still_mine = connection.execute(
-            "SELECT 1 FROM jobs WHERE id = %s AND lease_token = %s AND status = 'processing'",
-            (job.id, job.lease_token),
-        ).fetchone()
-        if not still_mine:
-            return False
-        blob_store.store_in_transaction(connection, [(path, out.digest) for out, path in outputs])
-        if outputs:
-            connection.cursor().executemany(
-                "INSERT INTO job_outputs (job_id, name, sha256, size, media_type, width, height) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        job.id,
-                        o.name,
-                        o.digest.sha256,
-                        o.digest.size,
-                        o.media_type,
-                        o.width,
-                        o.height,
-                    )
-                    for o, _ in outputs
-                ],
-            )
-        done = connection.execute(
-            "WITH ended AS ("
-            "  UPDATE jobs SET status = 'completed', finished_at = now(), last_error = NULL, "
-            "  lease_token = NULL WHERE id = %(id)s AND lease_token = %(token)s "
-            "  AND status = 'processing' RETURNING id, last_error AS error), "
-            + _CLOSE_OWN_ATTEMPT
-            + "SELECT id FROM ended",
-            {
-                "id": job.id,
-                "token": job.lease_token,
-                "outcome": "completed",
-                "log": log,
-            },
-        ).fetchone()
-        if done is None:
-            raise _Fenced  # cancelled or reaped while the outputs were written: undo them
-        return True
-
-    try:
-        return with_retry(database, work)
-    except _Fenced:
-        return False
+    return job.id in complete_many(database, [Completion(job, outputs, log)])
 
 
 def fail(
