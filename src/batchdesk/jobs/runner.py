@@ -7,6 +7,8 @@ QThreadPool through the same `TaskPool` protocol. Three small threads keep it go
   each once enough of the memory budget is free; otherwise it sleeps until woken by a NOTIFY,
   a finished job, or the poll interval;
 - the listener LISTENs on its own autocommit connection and wakes the dispatcher;
+- the completions thread completes what the job threads finished, several jobs per
+  transaction when they finish together (see completion_batches);
 - the heartbeat proves this worker alive every few seconds, notices jobs that were cancelled or
   reaped under it (they stop at their next step), and reaps dead workers' jobs (one reaper at a
   time across the studio). It also reads what the studio asks of this worker (`workers pause`,
@@ -34,6 +36,7 @@ import psycopg
 
 from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
 from batchdesk.jobs import attempt_log, temp_folders
+from batchdesk.jobs.completion_batches import CompletionBatches
 from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
@@ -132,6 +135,10 @@ class Runner:
         self.drained = threading.Event()
         self._threads: list[threading.Thread] = []
         self._work_dir = temp_folders.make_worker_folder(self.config.work_dir)
+        self._completions = CompletionBatches(
+            lambda batch: self._until_done(lambda: job_queue.complete_many(self.database, batch)),
+            lambda: self.busy,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -139,6 +146,7 @@ class Runner:
         job_queue.register_worker(
             self.database, self.worker_id, self.config.threads, kind=self.kind
         )
+        self._completions.start()
         for name, target in (
             ("dispatcher", self._dispatch_loop),
             ("listener", self._listen_loop),
@@ -158,6 +166,7 @@ class Runner:
         dispatcher, *others = self._threads
         dispatcher.join()  # no new job starts after this
         self._pool.shutdown()  # running jobs stop at their next step and are given back
+        self._completions.stop()  # after the job threads: their completions are stored
         for thread in others:
             thread.join(timeout=self.config.heartbeat_interval + 5)
         try:
@@ -345,10 +354,8 @@ class Runner:
             self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
 
     def _complete(self, completion: Completion) -> bool:
-        """Complete a job and store its outputs; False if fenced off."""
-        return self._until_done(lambda: job_queue.complete_many(self.database, [completion])) == {
-            completion.job.id
-        }
+        """Complete a job with those finishing at the same moment; False if fenced off."""
+        return self._completions.complete(completion)
 
     def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
         with self.database.connect() as connection:
