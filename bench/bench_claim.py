@@ -1,46 +1,61 @@
-"""Benchmark: claim + complete with a no-op pipeline, 2 workers: jobs per second.
+"""Benchmark: no-op jobs claimed and completed, batchdesk against PgQueuer and plain SQL.
 
-Target (job-engine issue): at least 500 jobs a second here.
+Targets (throughput issue), on one server, in one run:
+- batchdesk at 4 workers at least 1.0x PgQueuer's rate, and at least 3,000 jobs/s;
+- statements per job at least 3x fewer than before the issue (7 round trips a job then:
+  a liveness query, the claim and its COMMIT, a second liveness query, `complete`'s SELECT,
+  its UPDATE and COMMIT; BEGINs not counted).
 
-Each round starts from a freshly migrated database holding two batches in the one `jobs` table:
-each is created by submit() with one small PNG and filled up by one INSERT ... SELECT from
-generate_series referencing the same stored blob.
+Three systems, each with 1, 2 and 4 workers (threads, each with connections of its own), each
+run on `--jobs` no-op jobs (default 3,000) in a fresh database, `--repeat` rounds (default 2)
+in alternating order; medians are reported:
 
-- queue: `--jobs` jobs (default 5,000). Two workers, each a thread with its own Database (engine
-  and connection pool) and a worker id registered with `job_queue.register_worker`, loop
-  `job_queue.claim` then `job_queue.complete(database, job, [])` until claim finds nothing.
-  Each claim and each completion is its own transaction, as in the runner. Timed from both
-  workers starting until both have found the queue empty.
-- baseline, for context: as many jobs in another batch (their run_after is 'infinity', so no
-  claim ever looks at them). Two threads, each with its own psycopg connection, move their half
-  of them queued -> processing -> completed with a bare `UPDATE jobs SET status = ... WHERE id =
-  ...; COMMIT` per step: the two status changes every job goes through, with nothing else (no
-  queue search, lease token, fencing or pooled connection). The same triggers run.
+- **batchdesk**: a migrated database holding one batch of the jobs (one small PNG, the other
+  jobs added by one INSERT ... generate_series, as before). Each worker loops
+  `job_queue.claim_many(database, worker, --batch)` then `job_queue.complete_many` of what it
+  claimed (no outputs) until a claim finds nothing: what a runner with `--batch` threads does
+  with jobs that take no time (its completions then share a transaction). The batch's counts
+  are kept by the triggers as always, and checked at the end.
+- **PgQueuer** (installed into `bench/.peers`, not batchdesk's dependencies: see README), its
+  schema installed in a database of its own, the jobs enqueued in one call; each worker is a
+  `QueueManager` on its own asyncpg connection, on a thread with its own event loop, running
+  a no-op entrypoint with `batch_size=--batch` in drain mode: timed until every worker has
+  stopped, so its buffered completions are in the database.
+- **plain SQL on a bare table** `(id bigserial, status text, worker text)`, indexed on the
+  queued rows: each worker (psycopg, autocommit) loops `UPDATE ... SET status = 'processing'
+  WHERE id IN (SELECT id ... WHERE status = 'queued' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT
+  --batch) RETURNING id` then `UPDATE ... SET status = 'done' WHERE id = ANY(...)`.
 
-Both parts connect before their clock starts; a CHECKPOINT runs before each; the order
-alternates between rounds. The script checks that every job completed exactly once with one
-attempt and that the batch counts kept by the triggers match the jobs.
+Statements are counted in the client: every statement psycopg sends (an execute, executemany
+or stream, a COMMIT or ROLLBACK, and the BEGIN psycopg sends before the first statement of a
+transaction), and every query PgQueuer's asyncpg driver sends; the liveness polls of
+batchdesk's pool send nothing. The machine's server has no pg_stat_statements loaded.
 
-    .venv/bin/python bench/bench_claim.py [--jobs 5000] [--workers 2] [--repeat 3]
-        [--database-url URL]
+    .venv/bin/python bench/bench_claim.py [--jobs 3000] [--batch 10] [--repeat 2]
+        [--workers 1,2,4] [--database-url URL]
+
+Install the peers first: `.venv/bin/python -m pip install --target bench/.peers pgqueuer
+asyncpg`. The last line printed is `ratio batchdesk/PgQueuer at 4 workers: R.RRx`.
 """
 
 import argparse
+import asyncio
 import contextlib
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from PIL import Image
+from psycopg.pq import TransactionStatus
 
 from batchdesk.storage import job_queue
-from batchdesk.storage.database import Database
+from batchdesk.storage.job_queue import Completion
 from benchsupport import (
     BenchServer,
     add_jobs,
@@ -48,37 +63,104 @@ from benchsupport import (
     bench_server,
     counts_drift,
     median,
-    seconds,
     submit_paths,
 )
 
-TARGET_RATE = 500.0
-SLICES = 5  # the rate over each fifth of a run: does it slow down as the table churns?
+PEERS = Path(__file__).with_name(".peers")
+TARGET_RATIO = 1.0
+TARGET_RATE = 3000.0
+STATEMENTS_BEFORE = 7.0  # round trips per job before the issue (its profile)
+SYSTEMS = ("batchdesk", "pgqueuer", "bare")
+NAMES = {"batchdesk": "batchdesk", "pgqueuer": "PgQueuer", "bare": "plain SQL, bare table"}
 
 
-def tiny_png(path: Path, colour: tuple[int, int, int]) -> Path:
-    Image.new("RGB", (8, 8), colour).save(path)
-    return path
+# -- counting statements ------------------------------------------------------------------------
 
 
-def run_threads(count: int, target: Any) -> tuple[float, list[Any]]:
-    """Run `target(index, barrier)` on `count` threads; return the time from the barrier on."""
-    results: list[Any] = [None] * count
+class StatementCounter:
+    """Counts the statements this process sends, through psycopg and PgQueuer's driver."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        patched: list[tuple[Any, str, Any]] = []
+
+        def patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+            original = getattr(owner, name)
+            patched.append((owner, name, original))
+            setattr(owner, name, make(original))
+
+        def statement(original: Any) -> Any:
+            def wrapper(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+                connection = cursor.connection
+                begins = (
+                    not connection.autocommit
+                    and connection.info.transaction_status == TransactionStatus.IDLE
+                )
+                self.add(2 if begins else 1)  # psycopg sends BEGIN first, on its own
+                return original(cursor, *args, **kwargs)
+
+            return wrapper
+
+        def ending(original: Any) -> Any:
+            def wrapper(connection: Any, *args: Any, **kwargs: Any) -> Any:
+                if connection.info.transaction_status != TransactionStatus.IDLE:
+                    self.add()
+                return original(connection, *args, **kwargs)
+
+            return wrapper
+
+        for name in ("execute", "executemany", "stream"):
+            patch(psycopg.Cursor, name, statement)
+        for name in ("commit", "rollback"):
+            patch(psycopg.Connection, name, ending)
+        try:
+            from pgqueuer.db import AsyncpgDriver
+
+            def sent(original: Any) -> Any:
+                async def wrapper(driver: Any, *args: Any, **kwargs: Any) -> Any:
+                    self.add()
+                    return await original(driver, *args, **kwargs)
+
+                return wrapper
+
+            for name in ("fetch", "execute"):
+                patch(AsyncpgDriver, name, sent)
+        except ImportError:
+            pass
+        try:
+            yield
+        finally:
+            for owner, name, original in reversed(patched):
+                setattr(owner, name, original)
+
+
+COUNTER = StatementCounter()
+
+
+def run_threads(count: int, target: Callable[[int, threading.Barrier], Any]) -> float:
+    """Run `target(index, barrier)` on `count` threads; the seconds from the barrier on."""
     errors: list[BaseException] = []
     barrier = threading.Barrier(count + 1)
 
     def body(index: int) -> None:
         try:
-            results[index] = target(index, barrier)
+            target(index, barrier)
         except BaseException as exc:
             errors.append(exc)
             barrier.abort()
 
-    # Daemon threads: after Ctrl+C the database is dropped under them and the process exits.
     threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
-    with contextlib.suppress(threading.BrokenBarrierError):  # a thread failed: see below
+    with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait()
     start = time.perf_counter()
     for thread in threads:
@@ -86,262 +168,301 @@ def run_threads(count: int, target: Any) -> tuple[float, list[Any]]:
     elapsed = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return elapsed, [(start, r) for r in results]
+    return elapsed
 
 
-def bare_updates(conninfo: str, ids: list[int], threads: int) -> dict[str, Any]:
-    """Each thread moves its share of the jobs queued -> processing -> completed, bare UPDATEs."""
-
-    def work(index: int, barrier: threading.Barrier) -> list[float]:
-        mine = ids[index::threads]
-        done: list[float] = []
-        with psycopg.connect(conninfo) as conn:
-            conn.execute("SELECT 1")
-            conn.commit()
-            barrier.wait()
-            for job in mine:
-                conn.execute("UPDATE jobs SET status = 'processing' WHERE id = %s", (job,))
-                conn.commit()
-                conn.execute("UPDATE jobs SET status = 'completed' WHERE id = %s", (job,))
-                conn.commit()
-                done.append(time.perf_counter())
-        return done
-
-    elapsed, results = run_threads(threads, work)
-    start = results[0][0]
-    stamps = sorted(t - start for _, done in results for t in done)
-    return {"seconds": elapsed, "jobs": len(stamps), "stamps": stamps}
+# -- batchdesk ----------------------------------------------------------------------------------
 
 
-def claim_and_complete(server: BenchServer, name: str, workers: int) -> dict[str, Any]:
-    """Each worker thread claims and completes with no outputs until the queue is empty."""
-    databases: list[Database] = []
-    try:
-        for _ in range(workers):
-            database = server.open(name)
-            databases.append(database)
-            with database.connect() as connection:  # a pooled connection before the clock
-                connection.execute("SELECT 1")
-
-        def work(index: int, barrier: threading.Barrier) -> dict[str, Any]:
-            database = databases[index]
-            worker_id = job_queue.new_worker_id(f"bench-claim-{index}")
-            job_queue.register_worker(database, worker_id, 1)
-            done: list[float] = []
-            claim_times: list[float] = []
-            complete_times: list[float] = []
-            fenced = 0
-            barrier.wait()
-            while True:
-                began = time.perf_counter()
-                job = job_queue.claim(database, worker_id)
-                claimed = time.perf_counter()
-                if job is None:
-                    break
-                if not job_queue.complete(database, job, []):
-                    fenced += 1
-                finished = time.perf_counter()
-                done.append(finished)
-                claim_times.append(claimed - began)
-                complete_times.append(finished - claimed)
-            job_queue.unregister_worker(database, worker_id)
-            return {
-                "done": done,
-                "claim": claim_times,
-                "complete": complete_times,
-                "fenced": fenced,
-            }
-
-        elapsed, results = run_threads(workers, work)
-    finally:
-        for database in databases:
-            database.close()
-    start = results[0][0]
-    stamps = sorted(t - start for _, r in results for t in r["done"])
-    return {
-        "seconds": elapsed,
-        "jobs": len(stamps),
-        "stamps": stamps,
-        "per_worker": [len(r["done"]) for _, r in results],
-        "claim": [t for _, r in results for t in r["claim"]],
-        "complete": [t for _, r in results for t in r["complete"]],
-        "fenced": sum(r["fenced"] for _, r in results),
-    }
-
-
-def slice_rates(stamps: list[float]) -> list[float]:
-    """Jobs per second within each fifth of the jobs, in order."""
-    rates = []
-    size = len(stamps) // SLICES
-    previous = 0.0
-    for k in range(SLICES):
-        end = stamps[(k + 1) * size - 1] if k < SLICES - 1 else stamps[-1]
-        count = size if k < SLICES - 1 else len(stamps) - size * (SLICES - 1)
-        rates.append(count / (end - previous) if end > previous else float("inf"))
-        previous = end
-    return rates
-
-
-def prepare(server: BenchServer, name: str, folder: Path, jobs: int) -> tuple[Any, list[int]]:
-    """Fill the database: the queue batch, and the baseline's batch kept out of the queue."""
-    database = server.open(name)
-    try:
-        queue = submit_paths(
-            database, [tiny_png(folder / "BENCH_CLAIM_render_0000.png", (200, 30, 30))], "original"
-        )
-        bare = submit_paths(
-            database, [tiny_png(folder / "BENCH_BARE_render_0000.png", (30, 30, 200))], "original"
-        )
-    finally:
-        database.close()
-    conninfo = server.conninfo(name)
-    add_jobs(conninfo, queue.id, jobs - 1)
-    add_jobs(conninfo, bare.id, jobs - 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("UPDATE jobs SET run_after = 'infinity' WHERE batch_id = %s", (bare.id,))
-        bare_ids = [
-            row[0]
-            for row in conn.execute(
-                "SELECT id FROM jobs WHERE batch_id = %s ORDER BY id", (bare.id,)
-            )
-        ]
-        conn.execute("VACUUM ANALYZE jobs")
-        conn.execute("VACUUM ANALYZE batches")
-    return queue.id, bare_ids
-
-
-def check(conninfo: str, queue_id: Any, jobs: int) -> str:
-    """Return '' when every queue job completed once with one attempt, else what is wrong."""
-    with psycopg.connect(conninfo) as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'completed' AND attempts = 1), count(*), "
-            "(SELECT completed_count FROM batches WHERE id = %s) "
-            "FROM jobs WHERE batch_id = %s",
-            (queue_id, queue_id),
-        ).fetchone()
-    if row is None or not row[0] == row[1] == row[2] == jobs:
-        return f"expected {jobs} jobs completed once, found {row}"
-    if counts_drift(conninfo) != 0:
-        return "batch counts drifted from the jobs (see batch_count_drift)"
-    return ""
-
-
-def measure_round(
-    server: BenchServer, folder: Path, args: argparse.Namespace, index: int
-) -> dict[str, Any]:
+def batchdesk_run(server: BenchServer, folder: Path, jobs: int, workers: int, batch: int) -> dict:
     name = server.create_migrated_database("claim")
     try:
-        queue_id, bare_ids = prepare(server, name, folder, args.jobs)
+        database = server.open(name)
+        try:
+            png = folder / "BENCH_CLAIM_render_0000.png"
+            Image.new("RGB", (8, 8), (200, 30, 30)).save(png)
+            queue = submit_paths(database, [png], "original")
+        finally:
+            database.close()
         conninfo = server.conninfo(name)
-        parts: dict[str, dict[str, Any]] = {}
-        order = ("bare", "claim") if index % 2 == 0 else ("claim", "bare")
-        for part in order:
-            server.checkpoint()
-            if part == "bare":
-                parts[part] = bare_updates(conninfo, bare_ids, args.workers)
-            else:
-                parts[part] = claim_and_complete(server, name, args.workers)
-        problem = check(conninfo, queue_id, args.jobs)
-        claim = parts["claim"]
-        if claim["jobs"] != args.jobs or claim["fenced"]:
-            problem += f" workers completed {claim['jobs']}, fenced off {claim['fenced']}"
+        add_jobs(conninfo, queue.id, jobs - 1)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        databases = [server.open(name) for _ in range(workers)]
+        ids = [job_queue.new_worker_id(f"bench-claim-{i}") for i in range(workers)]
+        done = [0] * workers
+        try:
+            for database, worker_id in zip(databases, ids, strict=True):
+                job_queue.register_worker(database, worker_id, batch)
+
+            def work(index: int, barrier: threading.Barrier) -> None:
+                database, worker_id = databases[index], ids[index]
+                barrier.wait()
+                while claimed := job_queue.claim_many(database, worker_id, batch):
+                    finished = job_queue.complete_many(
+                        database, [Completion(job) for job in claimed]
+                    )
+                    done[index] += len(finished)
+
+            before = COUNTER.count
+            seconds = run_threads(workers, work)
+            statements = COUNTER.count - before
+        finally:
+            for database in databases:
+                database.close()
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'completed' AND attempts = 1), "
+                "(SELECT completed_count FROM batches WHERE id = %s) FROM jobs",
+                (queue.id,),
+            ).fetchone()
+        problem = ""
+        if row is None or not row[0] == row[1] == sum(done) == jobs:
+            problem = f"expected {jobs} jobs completed once, found {row} ({sum(done)} reported)"
+        elif counts_drift(conninfo):
+            problem = "batch counts drifted from the jobs"
+        return {"seconds": seconds, "statements": statements, "problem": problem}
     finally:
         server.drop_database(name)
-    bare = parts["bare"]
-    claim_rate = claim["jobs"] / claim["seconds"]
-    bare_rate = bare["jobs"] / bare["seconds"]
-    print(
-        f"round {index + 1} ({order[0]} first): claim+complete {claim_rate:,.0f} jobs/s "
-        f"({seconds(claim['seconds'])}; per worker {claim['per_worker']}), bare UPDATEs "
-        f"{bare_rate:,.0f} jobs/s ({seconds(bare['seconds'])}), ratio {claim_rate / bare_rate:.2f}"
-        + (f"  [{problem.strip()}]" if problem else ""),
-        flush=True,
-    )
-    return {
-        "claim": claim,
-        "bare": bare,
-        "claim_rate": claim_rate,
-        "bare_rate": bare_rate,
-        "ratio": claim_rate / bare_rate,
-        "problem": problem,
-    }
 
 
-def ms(value: float) -> str:
-    return f"{value * 1000:.2f} ms"
+# -- plain SQL on a bare table ------------------------------------------------------------------
 
 
-def summarise(server: BenchServer, rounds: list[dict[str, Any]], args: argparse.Namespace) -> int:
-    claim_rate = median([r["claim_rate"] for r in rounds])
-    bare_rate = median([r["bare_rate"] for r in rounds])
-    ratio = median([r["ratio"] for r in rounds])
-    claims = [t for r in rounds for t in r["claim"]["claim"]]
-    completes = [t for r in rounds for t in r["claim"]["complete"]]
-    last = rounds[-1]
-    print()
-    print(
-        f"Claim + complete benchmark: {args.jobs:,} jobs, {args.workers} workers, "
-        f"{len(rounds)} round(s)"
-    )
-    print(f"  server                      {server.description}")
-    print(
-        f"  claim + complete (median)   {claim_rate:,.0f} jobs/s   (one claim "
-        f"{ms(median(claims))} median, p90 {ms(statistics.quantiles(claims, n=10)[-1])}; one "
-        f"completion {ms(median(completes))} median, p90 "
-        f"{ms(statistics.quantiles(completes, n=10)[-1])})"
-    )
-    print(
-        f"  bare UPDATEs (median)       {bare_rate:,.0f} jobs/s   ({2 * bare_rate:,.0f} "
-        "single-row UPDATE transactions/s, two per job)"
-    )
-    print(
-        f"  claim+complete / bare       {ratio:.2f}x (median of per-round ratios; "
-        "for context, no target)"
-    )
-    print(
-        "  rate by fifth, last round   claim+complete "
-        + ", ".join(f"{r:,.0f}" for r in slice_rates(last["claim"]["stamps"]))
-        + "; bare "
-        + ", ".join(f"{r:,.0f}" for r in slice_rates(last["bare"]["stamps"]))
-        + " jobs/s"
-    )
-    print(
-        f"  jobs per second             {claim_rate:,.0f}   target >= {TARGET_RATE:,.0f}/s   "
-        f"{at_least(claim_rate, TARGET_RATE)}"
-    )
-    problems = [r["problem"] for r in rounds if r["problem"]]
-    for problem in problems:
-        print(f"  ERROR: {problem.strip()}")
-    return 0 if not problems and claim_rate >= TARGET_RATE else 1
-
-
-def run(args: argparse.Namespace) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="batchdesk-bench-claim-", dir="/tmp"))
+def bare_run(server: BenchServer, jobs: int, workers: int, batch: int) -> dict:
+    name = server.create_database("bare")
+    conninfo = server.conninfo(name)
     try:
-        with bench_server(args.database_url) as server:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE bare_jobs (id bigserial PRIMARY KEY, status text NOT NULL "
+                "DEFAULT 'queued', worker text)"
+            )
+            conn.execute("CREATE INDEX bare_jobs_queued ON bare_jobs (id) WHERE status = 'queued'")
+            conn.execute(
+                "INSERT INTO bare_jobs (status) SELECT 'queued' FROM generate_series(1, %s)",
+                (jobs,),
+            )
+            conn.execute("VACUUM ANALYZE bare_jobs")
+        connections = [psycopg.connect(conninfo, autocommit=True) for _ in range(workers)]
+        done = [0] * workers
+        try:
+
+            def work(index: int, barrier: threading.Barrier) -> None:
+                conn = connections[index]
+                barrier.wait()
+                while True:
+                    ids = [
+                        row[0]
+                        for row in conn.execute(
+                            "UPDATE bare_jobs SET status = 'processing', worker = %s "
+                            "WHERE id IN (SELECT id FROM bare_jobs WHERE status = 'queued' "
+                            "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT %s) RETURNING id",
+                            (f"w{index}", batch),
+                        )
+                    ]
+                    if not ids:
+                        return
+                    conn.execute("UPDATE bare_jobs SET status = 'done' WHERE id = ANY(%s)", (ids,))
+                    done[index] += len(ids)
+
+            before = COUNTER.count
+            seconds = run_threads(workers, work)
+            statements = COUNTER.count - before
+        finally:
+            for conn in connections:
+                conn.close()
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute("SELECT count(*) FROM bare_jobs WHERE status = 'done'").fetchone()
+        problem = "" if row == (jobs,) and sum(done) == jobs else f"done {row}, {sum(done)}"
+        return {"seconds": seconds, "statements": statements, "problem": problem}
+    finally:
+        server.drop_database(name)
+
+
+# -- PgQueuer ------------------------------------------------------------------------------------
+
+
+def pgqueuer_run(server: BenchServer, jobs: int, workers: int, batch: int) -> dict:
+    import asyncpg
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.qm import QueueManager
+    from pgqueuer.queries import Queries
+    from pgqueuer.types import QueueExecutionMode
+
+    name = server.create_database("pgqueuer")
+    dsn = asyncpg_params(server.conninfo(name))
+    try:
+
+        async def prepare() -> None:
+            connection = await asyncpg.connect(**dsn)
+            try:
+                queries = Queries(AsyncpgDriver(connection))
+                await queries.install()
+                await queries.enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
+                await connection.execute("VACUUM ANALYZE")
+            finally:
+                await connection.close()
+
+        asyncio.run(prepare())
+        done = [0] * workers
+        loops: list[asyncio.AbstractEventLoop] = []
+        managers: list[Any] = []
+        ready = threading.Lock()
+
+        def work(index: int, barrier: threading.Barrier) -> None:
+            async def main() -> None:
+                connection = await asyncpg.connect(**dsn)
+                try:
+                    manager = QueueManager(Queries(AsyncpgDriver(connection)))
+
+                    @manager.entrypoint("noop")
+                    async def noop(_job: Any) -> None:
+                        done[index] += 1
+
+                    with ready:
+                        loops.append(asyncio.get_running_loop())
+                        managers.append(manager)
+                    await asyncio.to_thread(barrier.wait)
+                    await manager.run(batch_size=batch, mode=QueueExecutionMode.drain)
+                finally:
+                    await connection.close()
+
+            asyncio.run(main())
+
+        before = COUNTER.count
+        seconds = run_threads(workers, work)
+        statements = COUNTER.count - before
+
+        async def remaining() -> int:
+            connection = await asyncpg.connect(**dsn)
+            try:
+                return int(await connection.fetchval("SELECT count(*) FROM pgqueuer"))
+            finally:
+                await connection.close()
+
+        left = asyncio.run(remaining())
+        problem = "" if left == 0 and sum(done) == jobs else f"{left} left, {sum(done)} run"
+        return {"seconds": seconds, "statements": statements, "problem": problem}
+    finally:
+        server.drop_database(name)
+
+
+def asyncpg_params(conninfo: str) -> dict[str, Any]:
+    """asyncpg's connection arguments from a libpq key=value string."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(conninfo)
+    names = {"user": "user", "password": "password", "host": "host", "port": "port"}
+    params: dict[str, Any] = {names[k]: v for k, v in parts.items() if k in names and v}
+    params["database"] = parts["dbname"]
+    return params
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def measure(
+    server: BenchServer, folder: Path, system: str, args: argparse.Namespace, workers: int
+) -> dict:
+    if system == "batchdesk":
+        return batchdesk_run(server, folder, args.jobs, workers, args.batch)
+    if system == "pgqueuer":
+        return pgqueuer_run(server, args.jobs, workers, args.batch)
+    return bare_run(server, args.jobs, workers, args.batch)
+
+
+def run(args: argparse.Namespace, worker_counts: list[int]) -> int:
+    sys.path.append(str(PEERS))  # after batchdesk's own packages: they win any clash
+    try:
+        import pgqueuer  # noqa: F401
+    except ImportError:
+        print(
+            f"PgQueuer is not installed in {PEERS}: .venv/bin/python -m pip install --target "
+            "bench/.peers pgqueuer asyncpg",
+            file=sys.stderr,
+        )
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="batchdesk-bench-claim-", dir="/tmp"))
+    results: dict[tuple[str, int], list[dict]] = {}
+    try:
+        with bench_server(args.database_url) as server, COUNTER.counting():
             print(f"Server: {server.description}")
-            if not server.can_checkpoint:
-                print("  (no CHECKPOINT privilege: timed parts may pay for earlier writes)")
-            rounds = [measure_round(server, folder, args, index) for index in range(args.repeat)]
-            return summarise(server, rounds, args)
+            print(f"{args.jobs:,} no-op jobs a run, batches of {args.batch}", flush=True)
+            for workers in worker_counts:
+                for index in range(args.repeat):
+                    order = SYSTEMS if index % 2 == 0 else tuple(reversed(SYSTEMS))
+                    line = []
+                    for system in order:
+                        server.checkpoint()
+                        result = measure(server, folder, system, args, workers)
+                        results.setdefault((system, workers), []).append(result)
+                        rate = args.jobs / result["seconds"]
+                        line.append(
+                            f"{NAMES[system]} {rate:,.0f}/s"
+                            + (f" [{result['problem']}]" if result["problem"] else "")
+                        )
+                    print(f"  {workers} worker(s), round {index + 1}: " + "; ".join(line))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    return summarise(args, worker_counts, results)
+
+
+def summarise(
+    args: argparse.Namespace, worker_counts: list[int], results: dict[tuple[str, int], list[dict]]
+) -> int:
+    def rate(system: str, workers: int) -> float:
+        return median([args.jobs / r["seconds"] for r in results[system, workers]])
+
+    def per_job(system: str, workers: int) -> float:
+        return median([r["statements"] / args.jobs for r in results[system, workers]])
+
+    print()
+    print(f"jobs/s (median of {args.repeat}) and statements per job")
+    print("  workers  " + "".join(f"{NAMES[s]:>28}" for s in SYSTEMS))
+    for workers in worker_counts:
+        cells = [f"{rate(s, workers):>12,.0f}/s {per_job(s, workers):6.2f} st/job" for s in SYSTEMS]
+        print(f"  {workers:>7}  " + "".join(f"{c:>28}" for c in cells))
+    problems = [r["problem"] for rs in results.values() for r in rs if r["problem"]]
+    for problem in problems:
+        print(f"  ERROR: {problem}")
+    top = max(worker_counts)
+    ours = rate("batchdesk", top)
+    statements = per_job("batchdesk", top)
+    print(
+        f"  batchdesk at {top} workers: {ours:,.0f} jobs/s, target >= {TARGET_RATE:,.0f}/s "
+        f"{at_least(ours, TARGET_RATE)}; {statements:.2f} statements a job, "
+        f"{STATEMENTS_BEFORE / statements:.1f}x fewer than the {STATEMENTS_BEFORE:.0f} before, "
+        f"target >= 3x {at_least(STATEMENTS_BEFORE / statements, 3.0)}"
+    )
+    ratio = ours / rate("pgqueuer", top)
+    print(
+        f"  against PgQueuer: target >= {TARGET_RATIO:.1f}x {at_least(ratio, TARGET_RATIO)}; "
+        f"against plain SQL on a bare table: {ours / rate('bare', top):.2f}x"
+    )
+    print(f"ratio batchdesk/PgQueuer at {top} workers: {ratio:.2f}x")
+    return 0 if not problems and ratio >= TARGET_RATIO and ours >= TARGET_RATE else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=5000, help="jobs in the queue (default 5000)")
-    parser.add_argument("--workers", type=int, default=2, help="claiming workers (default 2)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs a run (default 3000)")
+    parser.add_argument("--batch", type=int, default=10, help="jobs a claim (default 10)")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts (default 1,2,4)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds; medians are reported")
     parser.add_argument(
         "--database-url",
-        help="server to use (a database is created and dropped on it); default: a temporary "
+        help="server to use (databases are created and dropped on it); default: a temporary "
         "embedded server",
     )
     args = parser.parse_args()
-    if args.jobs < SLICES or args.workers < 1 or args.repeat < 1:
-        parser.error(f"--jobs must be at least {SLICES}, --workers and --repeat at least 1")
-    return run(args)
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        parser.error("--workers takes counts separated by commas, such as 1,2,4")
+    if args.jobs < 1 or args.batch < 1 or args.repeat < 1 or min(worker_counts) < 1:
+        parser.error("--jobs, --batch, --repeat and the worker counts must be at least 1")
+    return run(args, worker_counts)
 
 
 if __name__ == "__main__":
