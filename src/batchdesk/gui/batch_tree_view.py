@@ -94,8 +94,10 @@ _FITS = {
     TIME_COLUMN: "28 Nov 14:02",
     WHO_COLUMN: "anna@studio-ws",
 }
-_KEEP_WHOLE = {NAME_COLUMN, STATUS_COLUMN, SIZE_COLUMN}  # cut only after the others
-_NAME_SHRINKS_TO = 0.6  # then the name gives up to 40 %; status and size never shrink
+# Cut only after the others: the name; and never the status, priority or size (a badge, a
+# three-digit number under "Priority" and a size cut short say nothing).
+_KEEP_WHOLE = {NAME_COLUMN, STATUS_COLUMN, PRIORITY_COLUMN, SIZE_COLUMN}
+_NAME_SHRINKS_TO = 0.6  # then the name gives up to 40 %
 _DETAILS_MINIMUM = 110
 _SHRINK_TO = 0.5
 _HEADER_ROOM = 24  # a header's margins and its sort arrow
@@ -638,8 +640,8 @@ def column_widths(view: QWidget, room: int) -> dict[int, int]:
 
     Each column but the description gets what fits its longest usual text (`_FITS`, or its
     header); the description gets the rest. When that leaves it less than a useful minimum,
-    the others give up to half their width, in proportion; then the name up to 40 %; status
-    and size never (a badge and a size cut short say nothing).
+    the others give up to half their width, in proportion; then the name up to 40 %; status,
+    priority and size never (a badge, a priority and a size cut short say nothing).
     """
     metrics = view.fontMetrics()
     pad = 12  # the cell's margins
