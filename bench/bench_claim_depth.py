@@ -108,7 +108,7 @@ def explain(conninfo: str) -> str:
         )
         rows = conn.execute(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) " + _CLAIM,
-            {"worker": "bench-explain"},
+            {"worker": "bench-explain", "limit": 1},  # one job, as job_queue.claim takes
         ).fetchall()
         conn.rollback()
     return "\n".join(str(row[0]) for row in rows)
