@@ -507,6 +507,7 @@ def test_list_finds_file_names_submitters_pipelines_and_dates(cli: Cli, tmp_path
         [*mine, "--since", tomorrow.isoformat()],
         [*mine, "--until", yesterday.isoformat()],
         [*mine, "--text", "view0", "--pipeline", "original", "--status", "queued"],
+        [*mine, "--finished-since", yesterday.isoformat()],  # nothing has run yet
     )
 
     both = [plain["base_directory_name"], thumbs["base_directory_name"]]
@@ -520,6 +521,7 @@ def test_list_finds_file_names_submitters_pipelines_and_dates(cli: Cli, tmp_path
         [],
         [],
         both[:1],
+        [],
     ]
 
 

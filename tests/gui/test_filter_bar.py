@@ -126,6 +126,11 @@ def test_a_period_or_two_dates_narrow_the_creation_time(
         )
     ]
 
+    with qtbot.waitSignal(bar.query_changed) as finished:
+        bar.period_combo.setCurrentIndex(bar.period_combo.findText("Finished today"))
+    assert not bar.from_date.isVisible()
+    assert finished.args == [BatchQuery(finished_from=parse_moment(date.today().isoformat()))]
+
 
 def test_clear_filters_is_one_query_and_resets_the_jobs_shown_too(
     qtbot: QtBot, database: Database, tasks: BackgroundTasks

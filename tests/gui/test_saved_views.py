@@ -3,6 +3,7 @@ the user's own kept in window.ini across restarts, and deleted again."""
 
 from pathlib import Path
 
+import psycopg
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -87,16 +88,31 @@ def test_mine_and_failed_today_come_with_batchdesk(
         (current_user(), mine.id),
     )
     make_batch(database, tmp_path / "c", count=1, prefix="CC_FAIL")
-    for _ in range(3):
+    old = make_batch(database, tmp_path / "d", count=1, prefix="DD_OLDFAIL").batches[0]
+    long_ago = make_batch(database, tmp_path / "e", count=1, prefix="EE_FAILEDBEFORE").batches[0]
+    for _ in range(5):
         claimed = job_queue.claim(database, "render-node:1:abc")
         assert claimed is not None
-        if claimed.base_directory_name.startswith("CC_FAIL"):
+        if "FAIL" in claimed.base_directory_name:
             job_queue.fail(database, claimed, "Step 1 (fit) failed.", retryable=False)
         else:
             assert job_queue.complete(database, claimed, [])
+    elsewhere(  # submitted two days ago, failed today
+        database_conninfo,
+        "UPDATE batches SET created_at = now() - interval '2 days' WHERE id = %s",
+        (old.id,),
+    )
+    with psycopg.connect(database_conninfo) as conn:  # failed two days ago: the triggers
+        conn.execute("SET session_replication_role = replica")  # stamp now(), so bypass them
+        conn.execute(
+            "UPDATE batches SET finished_at = now() - interval '2 days' WHERE id = %s",
+            (long_ago.id,),
+        )
     window, workspace, session = opened(qtbot, tasks, tmp_path, database_conninfo)
     try:
-        wait_shown(qtbot, workspace, ["AA_THEIRS", "BB_MINE", "CC_FAIL"])
+        wait_shown(
+            qtbot, workspace, ["AA_THEIRS", "BB_MINE", "CC_FAIL", "DD_OLDFAIL", "EE_FAILEDBEFORE"]
+        )
         assert menu_items(workspace.views.menu)[:2] == ["Mine", "Failed today"]
 
         choose(workspace, "Mine")
@@ -105,9 +121,9 @@ def test_mine_and_failed_today_come_with_batchdesk(
         assert window.status.currentMessage() == "Showing the view 'Mine'."
 
         choose(workspace, "Failed today")
-        wait_shown(qtbot, workspace, ["CC_FAIL"])
+        wait_shown(qtbot, workspace, ["CC_FAIL", "DD_OLDFAIL"])  # failed today, whenever made
         assert workspace.filters.status_buttons[BatchStatus.FAILED].isChecked()
-        assert workspace.filters.period_combo.currentText() == "Today"
+        assert workspace.filters.period_combo.currentText() == "Finished today"
         assert workspace.filters.creator_combo.currentData() is None  # a view sets every filter
     finally:
         window.close()

@@ -4,7 +4,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -324,6 +324,33 @@ def test_who_pipeline_and_creation_time_filters(
     assert found(database, created_before=ten) == names_of(early)  # exclusive
     assert found(database, created_from=nine, created_before=ten) == names_of(early)
     assert found(database, created_from=nine, created_by="ann@ws1") == names_of(mid)
+
+
+def test_finished_from_finds_batches_by_when_they_finished_not_when_created(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    old_failed_now, failed_long_ago, _still_queued = (
+        new_batch(database, tmp_path) for _ in range(3)
+    )
+    set_created_at(database_conninfo, {old_failed_now.id: 0})  # created days ago
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "UPDATE jobs SET status = 'failed', last_error = 'Step 1 (fit) failed.'"
+            " WHERE batch_id = ANY(%s)",
+            ([old_failed_now.id, failed_long_ago.id],),
+        )
+        # The triggers stamp finished_at with now(); only a restore could write an old one.
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "UPDATE batches SET finished_at = now() - interval '3 days' WHERE id = %s",
+            (failed_long_ago.id,),
+        )
+    since = datetime.now().astimezone() - timedelta(hours=1)
+
+    assert found(database, finished_from=since) == names_of(old_failed_now)
+    assert found(database, finished_from=since - timedelta(days=4)) == names_of(
+        failed_long_ago, old_failed_now
+    )
 
 
 def test_filter_choices_list_each_customer_submitter_and_pipeline_once(

@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", metavar="DATE", help="created up to the end of this day (or before this time)"
     )
     listing.add_argument(
+        "--finished-since",
+        metavar="DATE",
+        help="finished (completed, failed or cancelled) on or after, whenever created",
+    )
+    listing.add_argument(
         "--sort-by", default="created_at", metavar="COL", help=", ".join(SORT_COLUMNS)
     )
     listing.add_argument("--order", default="desc", help="asc or desc (default desc)")

@@ -139,6 +139,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         pipeline=args.pipeline,
         created_from=parse_moment(args.since) if args.since else None,
         created_before=parse_moment(args.until, end_of_day=True) if args.until else None,
+        finished_from=parse_moment(args.finished_since) if args.finished_since else None,
         sort_by=parse_sort_column(args.sort_by),
         order=parse_sort_order(args.order),
         limit=args.limit,

@@ -95,7 +95,8 @@ class BatchQuery:
 
     Every filter narrows the list; an empty or None filter is no filter. `text` is matched
     case-insensitively in the batch's name, its description and its jobs' file names.
-    `created_from` is inclusive and `created_before` exclusive.
+    `created_from` is inclusive and `created_before` exclusive. `finished_from` keeps the batches
+    that finished (completed, failed or cancelled) at or after that moment, whenever created.
     """
 
     statuses: frozenset[BatchStatus] = field(default_factory=frozenset)
@@ -105,6 +106,7 @@ class BatchQuery:
     pipeline: str | None = None
     created_from: datetime | None = None
     created_before: datetime | None = None
+    finished_from: datetime | None = None
     sort_by: str = "created_at"
     order: SortOrder = SortOrder.DESC
     limit: int = 100
@@ -122,7 +124,11 @@ class BatchQuery:
         ):
             if value and "\x00" in value:
                 raise InvalidRequest(f"The {name} filter contains a NUL character.")
-        for name, moment in (("from", self.created_from), ("until", self.created_before)):
+        for name, moment in (
+            ("from", self.created_from),
+            ("until", self.created_before),
+            ("finished-from", self.finished_from),
+        ):
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"the {name} moment must carry a time zone")  # a caller's bug
         if self.offset < 0:
@@ -139,6 +145,7 @@ class BatchQuery:
             or self.pipeline
             or self.created_from
             or self.created_before
+            or self.finished_from
         )
 
     def with_filters_of(self, other: "BatchQuery") -> "BatchQuery":
@@ -152,6 +159,7 @@ class BatchQuery:
             pipeline=other.pipeline,
             created_from=other.created_from,
             created_before=other.created_before,
+            finished_from=other.finished_from,
         )
 
     def reversed(self) -> "BatchQuery":

@@ -1,11 +1,11 @@
 """Saved views: the filter bar's filters and the tree's sort, kept under a name, one click away.
 
 Two come with batchdesk: "Mine" (batches submitted as this user on this computer, the
-`created_by` that a submission records) and "Failed today" (failed batches created since
-midnight). The user's own are kept in the window's state file (`window.ini`, key
-`views/saved`, a JSON list): a view belongs to this user on this computer like the window's
-layout, it means nothing to the command line (so not the typed settings file), and the window
-already writes that file.
+`created_by` that a submission records) and "Failed today" (batches that failed since
+midnight, whenever they were submitted). The user's own are kept in the window's state file
+(`window.ini`, key `views/saved`, a JSON list): a view belongs to this user on this computer
+like the window's layout, it means nothing to the command line (so not the typed settings
+file), and the window already writes that file.
 
 A view's dates are kept as the choice made ("Today", "Last 7 days"), so "Failed today" means
 today whenever it is chosen; only "Between dates..." keeps the two dates.
@@ -27,7 +27,10 @@ from batchdesk.storage.submission import current_user
 VIEWS_KEY = "views/saved"
 MINE, FAILED_TODAY = "Mine", "Failed today"
 MAX_NAME = 80
-PERIOD_CHOICES = (None, 1, 7, 30, -1)  # the filter bar's "created" choices (filter_bar.PERIODS)
+# The filter bar's "when" choices (filter_bar.PERIODS): days back from today inclusive that a
+# batch was created, or one of these.
+ANY_TIME, BETWEEN, FINISHED_TODAY = None, -1, -2  # created between two dates; finished today
+PERIOD_CHOICES = (ANY_TIME, 1, 7, 30, BETWEEN, FINISHED_TODAY)
 
 # Asks for a view's name: (title, question, suggestion) -> the answer, or None (cancelled).
 AskName = Callable[[str, str, str], str | None]
@@ -44,7 +47,7 @@ class SavedView:
     customer: str | None = None
     created_by: str | None = None
     pipeline: str | None = None
-    period_days: int | None = None  # None: any time; 1, 7, 30: days back; -1: between
+    period_days: int | None = None  # one of PERIOD_CHOICES
     from_day: str | None = None  # ISO dates, for "between"
     until_day: str | None = None
     job_filter: str = JobFilter.ALL.value
@@ -62,7 +65,12 @@ class SavedView:
 def built_in_views() -> list[SavedView]:
     return [
         SavedView(MINE, created_by=current_user(), built_in=True),
-        SavedView(FAILED_TODAY, statuses=(BatchStatus.FAILED.value,), period_days=1, built_in=True),
+        SavedView(
+            FAILED_TODAY,
+            statuses=(BatchStatus.FAILED.value,),
+            period_days=FINISHED_TODAY,
+            built_in=True,
+        ),
     ]
 
 
@@ -269,8 +277,10 @@ def _describe(view: SavedView) -> str:
     }
     if view.period_days in periods:
         parts.append(periods[view.period_days])
-    elif view.period_days == -1:
+    elif view.period_days == BETWEEN:
         parts.append(f"created {view.from_day} to {view.until_day}")
+    elif view.period_days == FINISHED_TODAY:
+        parts.append("finished today")
     shown = "Batches " + ", ".join(parts) if parts else "Every batch"
     if view.sort_by:
         shown += f", sorted by {view.sort_by} ({view.order})"

@@ -219,6 +219,9 @@ def where_clause(query: BatchQuery) -> tuple[str, list[Any]]:
     if query.created_before is not None:
         clauses.append("created_at < %s")
         params.append(query.created_before)
+    if query.finished_from is not None:
+        clauses.append("finished_at >= %s")
+        params.append(query.finished_from)
     if query.text:
         # Name, description and file names, lower-cased in one row per batch (migration 0008):
         # one LIKE over short rows, not an ILIKE over every job.
