@@ -132,6 +132,25 @@ def test_a_period_or_two_dates_narrow_the_creation_time(
     assert finished.args == [BatchQuery(finished_from=parse_moment(date.today().isoformat()))]
 
 
+def test_today_moves_on_at_midnight_in_a_window_left_open(
+    qtbot: QtBot, database: Database, tasks: BackgroundTasks
+) -> None:
+    days = [date(2026, 12, 4)]
+    bar = FilterBar(database, tasks, debounce_ms=50, today=lambda: days[0])
+    qtbot.addWidget(bar)
+    with qtbot.waitSignal(bar.query_changed) as today:
+        bar.period_combo.setCurrentIndex(bar.period_combo.findText("Today"))
+    assert today.args == [BatchQuery(created_from=parse_moment("2026-12-04"))]
+    assert 0 < bar.midnight_timer.remainingTime() <= (24 * 3600 + 1) * 1000
+
+    days[0] = date(2026, 12, 5)
+    with qtbot.waitSignal(bar.query_changed) as next_day:
+        bar.midnight_timer.timeout.emit()  # what the timer does at midnight
+
+    assert next_day.args == [BatchQuery(created_from=parse_moment("2026-12-05"))]
+    assert bar.midnight_timer.isActive()  # and again the next night
+
+
 def test_clear_filters_is_one_query_and_resets_the_jobs_shown_too(
     qtbot: QtBot, database: Database, tasks: BackgroundTasks
 ) -> None:

@@ -11,7 +11,8 @@ the batches there are (customer, who submitted, pipeline), when they were create
 an expanded batch shows (`job_filter_changed`), and a button that clears every filter.
 """
 
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
 
 import shiboken6
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
@@ -70,10 +71,12 @@ class FilterBar(QWidget):
         parent: QWidget | None = None,
         *,
         debounce_ms: int = DEBOUNCE_MS,
+        today: Callable[[], date] = date.today,
     ) -> None:
         super().__init__(parent)
         self._database = database
         self._tasks = tasks
+        self._today = today
 
         self.text_field = QLineEdit()
         self.text_field.setAccessibleName("Search batches")
@@ -105,9 +108,10 @@ class FilterBar(QWidget):
         )
         for text, days in PERIODS:
             self.period_combo.addItem(text, days)
-        today = QDate.currentDate()
-        self.from_date = self._date_edit("Created on or after", today.addDays(-6))
-        self.until_date = self._date_edit("Created on or before", today)
+        day = today()
+        this_day = QDate(day.year, day.month, day.day)
+        self.from_date = self._date_edit("Created on or after", this_day.addDays(-6))
+        self.until_date = self._date_edit("Created on or before", this_day)
 
         self.job_combo = QComboBox()
         self.job_combo.setAccessibleName("Jobs shown in a batch")
@@ -132,6 +136,12 @@ class FilterBar(QWidget):
         self.period_combo.currentIndexChanged.connect(self._on_period_combo_changed)
         self.from_date.dateChanged.connect(self._emit_if_changed)
         self.until_date.dateChanged.connect(self._emit_if_changed)
+
+        # "Today" and "Last 7 days" are relative: a window left open overnight asks again at
+        # midnight, or its "Today" would go on showing yesterday.
+        self.midnight_timer = QTimer(self, singleShot=True)
+        self.midnight_timer.timeout.connect(self._on_new_day)
+        self._wait_for_midnight()
         self.job_combo.currentIndexChanged.connect(self._on_job_combo_changed)
         self.clear_button.clicked.connect(self.clear)
         self._emitted = self.query()
@@ -213,7 +223,7 @@ class FilterBar(QWidget):
         if days is ANY_TIME:
             return None, None, None
         if days == FINISHED_TODAY:
-            return None, None, parse_moment(date.today().isoformat())
+            return None, None, parse_moment(self._today().isoformat())
         if days == BETWEEN:
             ends = sorted(_day(edit.date()) for edit in (self.from_date, self.until_date))
             first, last = ends
@@ -222,7 +232,7 @@ class FilterBar(QWidget):
                 parse_moment(last.isoformat(), end_of_day=True),
                 None,
             )
-        first_day = date.today() - timedelta(days=int(days) - 1)
+        first_day = self._today() - timedelta(days=int(days) - 1)
         return parse_moment(first_day.isoformat()), None, None
 
     # --- what the window asks of it ---------------------------------------------------------------
@@ -333,6 +343,15 @@ class FilterBar(QWidget):
         self.choices_loaded.emit(choices)
 
     # --- changes ---------------------------------------------------------------------------------
+
+    def _wait_for_midnight(self) -> None:
+        now = datetime.now()
+        midnight = datetime.combine(now.date() + timedelta(days=1), time())
+        self.midnight_timer.start(int((midnight - now).total_seconds() * 1000) + 1000)
+
+    def _on_new_day(self) -> None:
+        self._wait_for_midnight()
+        self._emit_if_changed()
 
     def _on_period_combo_changed(self) -> None:
         between = self.period_combo.currentData() == BETWEEN
