@@ -76,7 +76,7 @@ BADGE_COLOURS = {
     "paused": QColor("#7b4fb0"),
     "completed": QColor("#23784a"),
     "failed": QColor("#c9372c"),
-    "cancelled": QColor("#d9a12b"),
+    "cancelled": QColor("#b7801a"),  # amber dark enough to stand out of a white base (3.4:1)
 }
 _UNKNOWN_BADGE = QColor("#808080")
 COMPLETED_COLOUR = QColor("#2e9e5e")
