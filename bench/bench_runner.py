@@ -18,7 +18,10 @@ Then each round:
   database, runs the same pipeline and stores the outputs with the job's completion.
 
 A CHECKPOINT runs before each timed part and the order alternates between rounds. The script
-checks that both parts produced the same outputs (names, pixel sizes and byte sizes).
+checks that both parts produced the same outputs (names, pixel sizes and byte sizes). The
+verdict is the median over rounds of the CPU ratio, pool over runner, each this process's CPU
+plus the server's (the machine is shared: other processes move wall times, not CPU-seconds);
+the wall-time ratio is reported beside it, and is the verdict when the server runs elsewhere.
 
     .venv/bin/python bench/bench_runner.py [--case thumbnails] [--files N] [--repeat 1]
         [--database-url URL]
@@ -319,6 +322,7 @@ def measure_round(
         shutil.rmtree(scratch, ignore_errors=True)
     base, run = parts["baseline"], parts["runner"]
     ratio = base["seconds"] / run["seconds"]
+    cpu_ratio = _cpu_ratio(base, run)
     adjusted = _ours(base) / _ours(run) if _ours(base) and _ours(run) else None
     expected = case.outputs_per_file * len(paths)
     same = base["outputs"] == run["outputs"] and len(base["outputs"]) == expected
@@ -333,6 +337,8 @@ def measure_round(
         flush=True,
     )
     print(f"  CPU seconds: thread pool {_cpu(base)}; runner {_cpu(run)}", flush=True)
+    if cpu_ratio is not None:
+        print(f"  CPU ratio (client + server, pool / runner): {cpu_ratio:.3f}", flush=True)
     if adjusted is not None:
         print(
             f"  ratio adjusted for other processes' CPU use: {adjusted:.3f} (each time scaled "
@@ -345,6 +351,7 @@ def measure_round(
         "baseline": base,
         "runner": run,
         "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
         "adjusted": adjusted,
         "ok": same and completed,
         "submit": submitted,
@@ -382,6 +389,18 @@ def run(args: argparse.Namespace) -> int:
             return summarise(server, case, rounds, len(paths), total)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cpu_ratio(base: dict[str, Any], run: dict[str, Any]) -> float | None:
+    """The pool's CPU-seconds over the runner's, each this process plus the server's.
+
+    Other engineers' processes do not count in it, so rounds agree where wall times do not;
+    the server's background processes run in both parts and count in both. None when the
+    server's CPU cannot be read (not on this machine).
+    """
+    if base["server_cpu"] is None or run["server_cpu"] is None:
+        return None
+    return float((base["cpu"] + base["server_cpu"]) / (run["cpu"] + run["server_cpu"]))
 
 
 def _ours(part: dict[str, Any]) -> float | None:
@@ -455,14 +474,6 @@ def summarise(
         f"  CPU seconds (medians)       thread pool: {_cpu(cpu['baseline'])}; runner: "
         f"{_cpu(cpu['runner'])} (server = our backends + its background processes)"
     )
-    server_extra = cpu["runner"]["server_cpu"]
-    if server_extra is not None and cpu["baseline"]["server_cpu"] is not None:
-        server_extra -= cpu["baseline"]["server_cpu"]
-        cpu_ratio = cpu["baseline"]["cpu"] / (cpu["runner"]["cpu"] + server_extra)
-        print(
-            f"  CPU ratio                   {cpu_ratio:.3f}x (pool client CPU / runner client "
-            "CPU + the server CPU it added)"
-        )
     print(
         f"  machine busy (medians)      thread pool "
         f"{_optional(_median_of(rounds, 'baseline', 'busy_cores'), '.2f')} cores, runner "
@@ -470,11 +481,23 @@ def summarise(
         f"(of {MachineCpu().cores})"
     )
     per_round = ", ".join(f"{r['ratio']:.3f}" for r in rounds)
+    cpu_ratios = [r["cpu_ratio"] for r in rounds]
+    # The verdict: the CPU ratio where the server's CPU can be read (other processes on a
+    # shared machine move wall times by up to 1.8x between rounds, not CPU-seconds), else wall.
+    by_cpu = None not in cpu_ratios
+    verdict = median(cpu_ratios) if by_cpu else ratio
     print(
-        f"  throughput runner / pool    {ratio:.3f}x (median of per-round ratios pool time / "
-        f"runner time: {per_round})   "
-        f"target >= {case.target}x   {at_least(ratio, case.target)}"
+        f"  throughput runner / pool    {ratio:.3f}x wall (median of per-round ratios pool time / "
+        f"runner time: {per_round})"
+        + ("" if by_cpu else f"   target >= {case.target}x   {at_least(ratio, case.target)}")
     )
+    if by_cpu:
+        print(
+            f"  CPU ratio (the verdict)     {verdict:.3f}x (median; per round "
+            f"{', '.join(f'{c:.3f}' for c in cpu_ratios)}; pool client + server CPU-seconds / "
+            f"runner client + server CPU-seconds)   target >= {case.target}x   "
+            f"{at_least(verdict, case.target)}"
+        )
     shares = [_pipeline_share(r["runner"]["phases"]) for r in rounds]
     print(
         f"  pipeline share of job time  {median(shares):.3f} (median; per round "
@@ -492,7 +515,7 @@ def summarise(
     ok = all(r["ok"] for r in rounds)
     if not ok:
         print("  ERROR: the runner's outputs or job statuses did not match the thread pool's")
-    return 0 if ok and ratio >= case.target else 1
+    return 0 if ok and verdict >= case.target else 1
 
 
 def main() -> int:
