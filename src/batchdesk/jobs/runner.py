@@ -362,7 +362,7 @@ class Runner:
             row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
             # One streamed query: the server sends the next chunks while this one is written.
             with input_path.open("wb") as out:
-                for chunk in blob_store.stream_chunks(connection, job.input_sha256):
+                for chunk in blob_store.stream_chunk_views(connection, job.input_sha256):
                     out.write(chunk)
         return parse_pipeline(row.name, row.description, row.version, row.steps)
 

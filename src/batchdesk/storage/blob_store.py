@@ -15,10 +15,13 @@ more than one round, never finds a file half gone, and a deleter passes over fil
 """
 
 import hashlib
+import struct
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from psycopg import sql
 
 from batchdesk.errors import Cancelled, FileProblem, NotFound
 from batchdesk.storage.database import Database
@@ -220,6 +223,15 @@ def read_chunks(connection: Connection, sha256: bytes) -> Generator[bytes, None,
         index += 1
 
 
+# A binary COPY's header: signature, flags, then the length of an extension area to skip.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER = struct.Struct("!11sii")
+# Each row: its number of fields (-1 ends the data), then chunk_index (length 4, value), then
+# the length of the chunk's bytes, which follow.
+_COPY_ROW = struct.Struct("!hiii")
+_COPY_END = struct.Struct("!h")
+
+
 def stream_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
     """Yield a blob's bytes in one streamed query, for reading whole files quickly.
 
@@ -241,6 +253,47 @@ def stream_chunks(connection: Connection, sha256: bytes) -> Iterator[bytes]:
                 raise NotFound(f"The stored file {name} is incomplete: part {expected} is missing.")
             expected += 1
             yield bytes(data)
+
+
+def stream_chunk_views(connection: Connection, sha256: bytes) -> Iterator[memoryview]:
+    """`stream_chunks` by a binary COPY: each chunk is a view of the protocol's own buffer.
+
+    No result row and no copy into `bytes` per chunk: a third less client CPU for a runner's
+    inputs (bench/README.md). Write each view before asking for the next. Stopping early
+    aborts the connection's transaction, as with `stream_chunks`.
+    """
+    query = sql.SQL(
+        "COPY (SELECT chunk_index, data FROM blob_chunks WHERE sha256 = {} "
+        "ORDER BY chunk_index) TO STDOUT (FORMAT binary)"
+    ).format(sql.Literal(sha256))
+    expected = 0
+    with connection.cursor() as cursor, cursor.copy(query) as copy:
+        header = True
+        for block in copy:
+            view = memoryview(block)
+            if header:
+                signature, _flags, extension = _COPY_HEADER.unpack_from(view)
+                if signature != _COPY_SIGNATURE:
+                    raise RuntimeError("the server's binary COPY has an unknown header")
+                view = view[_COPY_HEADER.size + extension :]
+                header = False
+            # The server sends one row per message; the header and the end come with a row
+            # or alone.
+            while len(view) >= 2:
+                if _COPY_END.unpack_from(view)[0] == -1:
+                    break  # the end of the data: the loop reads on to the end of the COPY
+                _fields, _size, index, length = _COPY_ROW.unpack_from(view)
+                data = view[_COPY_ROW.size : _COPY_ROW.size + length]
+                if len(data) != length:
+                    raise RuntimeError("a row of the server's binary COPY spans two messages")
+                if index != expected:
+                    name = sha256.hex()[:12]
+                    raise NotFound(
+                        f"The stored file {name} is incomplete: part {expected} is missing."
+                    )
+                expected += 1
+                yield data
+                view = view[_COPY_ROW.size + length :]
 
 
 def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> int:
