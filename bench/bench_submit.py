@@ -32,7 +32,7 @@ import psycopg
 from PIL import Image
 
 from batchdesk.domain.file_selection import select_files
-from batchdesk.storage import blob_store
+from batchdesk.storage import file_bytes
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, submit
 from benchsupport import BenchServer, bench_server, median, seconds, verdict
@@ -154,7 +154,7 @@ def child_main(conninfo: str, folder: Path) -> None:
     # wrapper is what it finds): before it, selecting the files; during it, hashing (on a
     # thread of its own, one step ahead) and storing; after it, the batch's own transaction.
     uploads: list[tuple[float, float]] = []
-    real_upload = blob_store.upload
+    real_upload = file_bytes.upload
 
     def timed_upload(*args: Any, **kwargs: Any) -> int:
         began = time.perf_counter()
@@ -163,7 +163,7 @@ def child_main(conninfo: str, folder: Path) -> None:
         finally:
             uploads.append((began, time.perf_counter()))
 
-    blob_store.upload = timed_upload  # type: ignore[assignment]
+    file_bytes.upload = timed_upload  # type: ignore[assignment]
     cpu_start = time.process_time()
     start = time.perf_counter()
     selection = select_files([folder])
@@ -176,7 +176,7 @@ def child_main(conninfo: str, folder: Path) -> None:
     result = submit(database, request)
     end = time.perf_counter()
     cpu = time.process_time() - cpu_start
-    blob_store.upload = real_upload  # type: ignore[assignment]
+    file_bytes.upload = real_upload  # type: ignore[assignment]
     database.close()
     upload_first = uploads[0][0] if uploads else end
     upload_last = uploads[-1][1] if uploads else end

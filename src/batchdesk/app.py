@@ -34,6 +34,7 @@ def open_database(
     paths, settings = load_settings(env)
     target = resolve_target(database_url, env, settings)
     database = Database.open(target, paths, on_status)
+    database.share_paths = settings.share_paths
     try:
         if upgrade:
             migrations_runner.upgrade(database)

@@ -19,6 +19,7 @@ import platformdirs
 from batchdesk.domain.naming import DEFAULT_FALLBACK_PREFIX, DEFAULT_PREFIX_PATTERN, PrefixRule
 from batchdesk.errors import KnownError
 from batchdesk.storage.conninfo import strip_password
+from batchdesk.storage.share_paths import SharePaths
 
 APP_NAME = "batchdesk"
 
@@ -94,10 +95,17 @@ class Settings:
     notifications: bool = True
     # The window's colours: "system" (as the desktop), "light" or "dark".
     theme: str = "system"
+    # Where the studio's share is mounted on this machine when not at the path the studio
+    # setting names: "STUDIO=LOCAL", e.g. "/mnt/renders=/media/share" (see `db file-store`).
+    file_store_mapping: str | None = None
 
     @property
     def prefix_rule(self) -> PrefixRule:
         return PrefixRule(pattern=self.prefix_pattern, fallback=self.fallback_prefix)
+
+    @property
+    def share_paths(self) -> SharePaths:
+        return SharePaths.parse(self.file_store_mapping)
 
     @classmethod
     def load(cls, path: Path) -> "Settings":
@@ -139,6 +147,7 @@ class Settings:
             where = f" in {source}" if source else ""
             raise KnownError(f"The setting 'worker_threads'{where} {problem}.")
         settings.prefix_rule  # noqa: B018 - validates the pattern now, with a clear message
+        settings.share_paths  # noqa: B018 - likewise the file store mapping
         return settings
 
     def save(self, path: Path) -> None:

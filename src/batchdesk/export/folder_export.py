@@ -85,6 +85,7 @@ def export_job(
             progress,
             cancelled,
             f"Export of {contents.file_name} cancelled; files already written stay in {folder}.",
+            share_paths=database.share_paths,
         )
         for stored, file_name in placed:
             with atomic_target(folder / file_name, overwrite=True) as stream:
@@ -167,6 +168,7 @@ def write_delivery(
             progress,
             cancelled,
             f"Delivery of {name} cancelled; {left}.",
+            share_paths=database.share_paths,
         )
         _remove_partial_folders(root, destination.name)
         partial = _make_partial_folder(root, destination.name, name)

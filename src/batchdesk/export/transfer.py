@@ -1,12 +1,14 @@
-"""Copying stored files out of the database: chunk by chunk, counted, cancellable, verified."""
+"""Copying stored files out (of the database or the file store): chunk by chunk, counted,
+cancellable, verified."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from batchdesk.errors import Cancelled, NotFound
-from batchdesk.storage import blob_store
+from batchdesk.storage import file_bytes
 from batchdesk.storage.batch_contents import StoredFile
 from batchdesk.storage.pool import Connection
+from batchdesk.storage.share_paths import SharePaths
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Transfer:
         progress: ProgressCallback | None,
         cancelled: CancelCheck | None,
         cancel_message: str,
+        *,
+        share_paths: SharePaths,
     ) -> None:
         self.total_bytes = total_bytes
         self.total_files = total_files
@@ -46,6 +50,7 @@ class Transfer:
         self._progress = progress or (lambda _progress: None)
         self._cancelled = cancelled or (lambda: False)
         self._cancel_message = cancel_message
+        self._share_paths = share_paths
 
     def check_cancelled(self) -> None:
         if self._cancelled():
@@ -73,7 +78,7 @@ class Transfer:
     ) -> None:
         """Stream one stored file into `write`, checking it arrives whole."""
         written = 0
-        for chunk in blob_store.stream_chunks(connection, stored.sha256):
+        for chunk in file_bytes.chunks(connection, stored.sha256, self._share_paths):
             self.check_cancelled()
             write(chunk)
             written += len(chunk)

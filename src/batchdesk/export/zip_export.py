@@ -61,6 +61,7 @@ def export_zip(
             progress,
             cancelled,
             f"Export of {name} cancelled; nothing was written to {target.name}.",
+            share_paths=database.share_paths,
         )
         tally = StatusTally()
         layout = BatchLayout(include_inputs=include_inputs)

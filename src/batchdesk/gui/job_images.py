@@ -17,11 +17,12 @@ from PySide6.QtGui import QImage, QImageReader
 
 from batchdesk.domain.units import format_size
 from batchdesk.errors import Cancelled, NotFound
-from batchdesk.storage import batch_contents, blob_store
+from batchdesk.storage import batch_contents, file_bytes
 from batchdesk.storage.batch_contents import JobContents, StoredFile
 from batchdesk.storage.batch_queries import JobRow
 from batchdesk.storage.database import Database
 from batchdesk.storage.pool import Connection
+from batchdesk.storage.share_paths import SharePaths
 
 from batchdesk.gui.background import TaskContext
 
@@ -110,6 +111,7 @@ def _too_large_to_decode(reader: QImageReader, size: QSize) -> bool:
 def read_preview(
     connection: Connection,
     stored: StoredFile,
+    share_paths: SharePaths,
     context: TaskContext,
     edge: int | None = PREVIEW_EDGE,
 ) -> ImagePreview:
@@ -121,7 +123,8 @@ def read_preview(
     Python (taking the GIL) while Qt holds its image-plugin lock, and two previews decoding at
     once then deadlock.
     """
-    chunks = blob_store.read_chunks(connection, stored.sha256)
+    # A chunk per query: stopping after the header must leave the connection usable.
+    chunks = file_bytes.chunks(connection, stored.sha256, share_paths, streamed=False)
     with tempfile.TemporaryDirectory(prefix="batchdesk-preview-") as folder:
         image_path = Path(folder) / "image"
         path = str(image_path)  # what Qt takes
@@ -167,9 +170,11 @@ def load_job_preview(database: Database, job: JobRow, context: TaskContext) -> J
     """Read a job's input and first image output as previews; runs on a pool thread."""
     with database.connect() as connection:
         contents = _find(connection, job)
-        before = read_preview(connection, contents.input, context)
+        before = read_preview(connection, contents.input, database.share_paths, context)
         images = [o for o in contents.outputs if o.media_type.startswith("image/")]
-        after = read_preview(connection, images[0], context) if images else None
+        after = (
+            read_preview(connection, images[0], database.share_paths, context) if images else None
+        )
     more = len(contents.outputs) - (1 if images else 0)
     return JobPreview(
         contents.id,
@@ -207,7 +212,7 @@ def load_job_images(database: Database, job: JobRow, context: TaskContext) -> Jo
         for index, stored in enumerate((contents.input, *images)):
             if context.cancelled():
                 raise Cancelled("The viewer moved on to another job.")
-            preview = read_preview(connection, stored, context, edge=None)
+            preview = read_preview(connection, stored, database.share_paths, context, edge=None)
             levels = _levels(preview.image) if preview.image is not None else ()
             context.progress(ViewerImage(index, preview, levels), force=True)
     return files

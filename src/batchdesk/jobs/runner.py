@@ -43,7 +43,7 @@ from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.job_warnings import recorded_warnings
 from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, over_budget_message
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
-from batchdesk.storage import blob_store, job_queue, pipeline_store, workers
+from batchdesk.storage import blob_store, file_bytes, job_queue, pipeline_store, workers
 from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import ClaimedJob, Completion, StoredOutput
 
@@ -362,7 +362,8 @@ class Runner:
             row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
             # One streamed query: the server sends the next chunks while this one is written.
             with input_path.open("wb") as out:
-                for chunk in blob_store.stream_chunk_views(connection, job.input_sha256):
+                paths = self.database.share_paths
+                for chunk in file_bytes.chunk_views(connection, job.input_sha256, paths):
                     out.write(chunk)
         return parse_pipeline(row.name, row.description, row.version, row.steps)
 

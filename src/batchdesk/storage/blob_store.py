@@ -82,9 +82,10 @@ def existing(connection: Connection, digests: Iterable[FileDigest]) -> set[bytes
     return {bytes(row[0]) for row in rows}
 
 
-def _transaction_groups(
+def transaction_groups(
     items: Iterable[tuple[Path, FileDigest]],
 ) -> Iterator[list[tuple[Path, FileDigest]]]:
+    """Split `items` into groups of about TRANSACTION_BYTES, each stored in one transaction."""
     group: list[tuple[Path, FileDigest]] = []
     group_bytes = 0
     for item in items:
@@ -114,7 +115,7 @@ def upload(
     done = sent = 0
     if progress:
         progress(0, total)
-    for group in _transaction_groups(items):
+    for group in transaction_groups(items):
         if cancelled and cancelled():
             raise Cancelled("The submission was cancelled; no batch was created.")
         unique: dict[bytes, tuple[Path, FileDigest]] = {}

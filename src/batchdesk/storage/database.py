@@ -22,6 +22,7 @@ from batchdesk.storage.access import ROLES_HELP, RoleAccess, read_access, write_
 from batchdesk.storage.access import require_write as require_write_access
 from batchdesk.storage.embedded import EmbeddedServer
 from batchdesk.storage.pool import Connection, ConnectionPool, PoolClosed
+from batchdesk.storage.share_paths import SharePaths
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ class Database:
         self.embedded = embedded
         # What the role may do; read with the schema's revision at start (migrations_runner).
         self.access: RoleAccess | None = None
+        # Where the studio's share is mounted on this machine, for the file store (from the
+        # local settings; app.py sets it). File bytes are read and written through file_bytes.
+        self.share_paths = SharePaths()
         self._connect = partial(psycopg.connect, _with_defaults(conninfo))
         self._pool = ConnectionPool(self._connect, keep_idle)
 

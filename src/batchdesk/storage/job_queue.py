@@ -27,7 +27,7 @@ from uuid import UUID
 import psycopg
 
 from batchdesk.errors import DatabaseUnavailable
-from batchdesk.storage import blob_store
+from batchdesk.storage import file_bytes
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database, is_retryable
 from batchdesk.storage.pool import Connection, only_row
@@ -386,7 +386,7 @@ def complete_many(database: Database, completions: Sequence[Completion]) -> set[
 
     def work(connection: Connection) -> set[int]:
         files = [(path, out.digest) for c in ordered for out, path in c.outputs]
-        blob_store.store_in_transaction(connection, files)
+        file_bytes.store_in_transaction(connection, files, database.share_paths)
         return finish(connection)
 
     return with_retry(database, work)

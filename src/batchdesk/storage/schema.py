@@ -149,6 +149,9 @@ blobs = Table(
     Column("sha256", LargeBinary, primary_key=True),
     Column("size", BigInteger, nullable=False),
     _timestamp("created_at", default_now=True),
+    # Where the bytes are: "database" (blob_chunks) or "store" (the studio's file store folder).
+    Column("location", Text, nullable=False, server_default="database"),
+    CheckConstraint("location IN ('database', 'store')", name="blobs_location_check"),
 )
 
 blob_chunks = Table(

@@ -18,7 +18,7 @@ from uuid import UUID
 from batchdesk.domain.file_selection import SelectedFile, describe_selection
 from batchdesk.domain.naming import PrefixRule, base_directory_name
 from batchdesk.errors import Cancelled, InvalidRequest, KnownError
-from batchdesk.storage import blob_store, pipeline_store
+from batchdesk.storage import blob_store, file_bytes, pipeline_store
 from batchdesk.storage.blob_store import FileDigest
 from batchdesk.storage.database import Database
 from batchdesk.storage.pipeline_store import PipelineRow
@@ -153,7 +153,7 @@ def submit(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchdesk-hash") as hasher:
         futures = [hasher.submit(blob_store.hash_file, f.path) for f in request.files]
         try:
-            blob_store.upload(
+            file_bytes.upload(
                 database,
                 _collect(request.files, futures, digests, cancelled),
                 total,
@@ -185,7 +185,7 @@ def submit(
             # A batch deleted meanwhile took some of our stored files with it: store them again.
             again = [item for item in items if item[1].sha256 in missing]
             size = sum(d.size for _, d in again)
-            blob_store.upload(database, again, size, upload_progress, cancelled)
+            file_bytes.upload(database, again, size, upload_progress, cancelled)
     raise KnownError(
         "Files kept disappearing from the database while the batch was being created (another "
         "workstation is deleting batches that use the same files); submit again."

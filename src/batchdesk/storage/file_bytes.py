@@ -1,0 +1,225 @@
+"""One interface for file bytes, so nothing else knows whether they are in the database or a folder.
+
+Every stored file has a `blobs` row (its sha256, size and upload time), whichever place holds
+its bytes: the jobs and outputs that reference it, the locks that keep it from deletion and the
+garbage collector all work on those rows. `blobs.location` says where the bytes are:
+`database` (in `blob_chunks`, `blob_store`) or `store` (in the studio's file store folder,
+`folder_store`). The studio setting (`batchdesk db file-store`) decides where new files go;
+reading works from either place whatever the setting is.
+
+A file bound for the store is made durable in the folder before the transaction that inserts
+its row commits, so a committed row never points at bytes that are not there.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchdesk.errors import Cancelled, NotFound
+from batchdesk.storage import blob_store, folder_store
+from batchdesk.storage.blob_store import CancelCheck, FileDigest, ProgressCallback
+from batchdesk.storage.database import Database
+from batchdesk.storage.pool import Connection
+from batchdesk.storage.share_paths import SharePaths
+
+DATABASE = "database"
+STORE = "store"
+
+# The studio settings (table studio_settings) this module keeps. The folder is remembered when
+# new files go back to the database, because files already in the store are still read there.
+_FOLDER_KEY = "file_store_folder"
+_NEW_FILES_KEY = "file_store"
+
+
+@dataclass(frozen=True)
+class FileStoreSetting:
+    """Where new files go (`database` or `store`), and the store's folder as the studio names it."""
+
+    new_files: str = DATABASE
+    folder: str | None = None
+
+    def describe(self) -> str:
+        if self.new_files == STORE:
+            return f"New files are kept in the file store {self.folder}."
+        where = f" (files kept earlier in {self.folder} are read from there)" if self.folder else ""
+        return f"New files are kept in the database{where}."
+
+
+def read_setting(connection: Connection) -> FileStoreSetting:
+    """Return the studio's file store setting."""
+    rows = dict(
+        connection.execute(
+            "SELECT key, value FROM studio_settings WHERE key = ANY(%s)",
+            ([_FOLDER_KEY, _NEW_FILES_KEY],),
+        ).fetchall()
+    )
+    folder = rows.get(_FOLDER_KEY)
+    new_files = STORE if rows.get(_NEW_FILES_KEY) == STORE and folder else DATABASE
+    return FileStoreSetting(new_files, folder)
+
+
+def write_setting(connection: Connection, setting: FileStoreSetting) -> None:
+    """Store the studio's file store setting (in the caller's transaction)."""
+    values = {_NEW_FILES_KEY: setting.new_files, _FOLDER_KEY: setting.folder}
+    for key, value in values.items():
+        if value is None:
+            connection.execute("DELETE FROM studio_settings WHERE key = %s", (key,))
+        else:
+            connection.execute(
+                "INSERT INTO studio_settings (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def local_folder(setting: FileStoreSetting, paths: SharePaths) -> Path | None:
+    """Return the store's folder as this machine reaches it, or None when there is none."""
+    return paths.to_local(setting.folder) if setting.folder else None
+
+
+def _new_files_folder(connection: Connection, paths: SharePaths) -> Path | None:
+    setting = read_setting(connection)
+    return local_folder(setting, paths) if setting.new_files == STORE else None
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def upload(
+    database: Database,
+    items: Iterable[tuple[Path, FileDigest]],
+    total: int,
+    progress: ProgressCallback | None = None,
+    cancelled: CancelCheck | None = None,
+) -> int:
+    """Store the files not stored yet where the setting says; return how many bytes were written.
+
+    As `blob_store.upload` (lazy `items`, `total` for progress, a file already stored counts as
+    done at once); with a folder store, each group's files are made durable in the folder and
+    then their rows are committed in one short transaction.
+    """
+    with database.connect() as connection:
+        folder = _new_files_folder(connection, database.share_paths)
+    if folder is None:
+        return blob_store.upload(database, items, total, progress, cancelled)
+    folder_store.check_folder(folder)
+    done = sent = 0
+    if progress:
+        progress(0, total)
+
+    def count(size: int) -> None:
+        nonlocal done
+        done += size
+        if progress:
+            progress(done, total)
+
+    for group in blob_store.transaction_groups(items):
+        if cancelled and cancelled():
+            raise Cancelled("The submission was cancelled; no batch was created.")
+        unique = _unique(group)
+        with database.connect() as connection:
+            stored = blob_store.existing(connection, (d for _, d in unique.values()))
+        todo = [item for sha, item in unique.items() if sha not in stored]
+        count(sum(d.size for _, d in group) - sum(d.size for _, d in todo))
+        for path, digest in todo:
+            written = folder_store.put(folder, path, digest.sha256, digest.size, count, cancelled)
+            count(digest.size - written)  # a file found already in the folder
+            sent += written
+        with database.begin() as connection:
+            _insert_rows(connection, [d for _, d in todo])
+    return sent
+
+
+def store_in_transaction(
+    connection: Connection, items: Sequence[tuple[Path, FileDigest]], paths: SharePaths
+) -> int:
+    """Store the files not stored yet inside the caller's transaction; return bytes written.
+
+    As `blob_store.store_in_transaction`: files already stored are held until the caller
+    commits. With a folder store, the new files are durable in the folder before this returns,
+    so before the caller can commit the rows that reference them.
+    """
+    folder = _new_files_folder(connection, paths)
+    if folder is None:
+        return blob_store.store_in_transaction(connection, items)
+    unique = _unique(items)
+    stored = blob_store.hold(connection, unique)
+    todo = [item for sha, item in unique.items() if sha not in stored]
+    sent = sum(folder_store.put(folder, path, d.sha256, d.size) for path, d in todo)
+    _insert_rows(connection, [d for _, d in todo])
+    return sent
+
+
+def _unique(items: Iterable[tuple[Path, FileDigest]]) -> dict[bytes, tuple[Path, FileDigest]]:
+    unique: dict[bytes, tuple[Path, FileDigest]] = {}
+    for path, digest in items:
+        unique.setdefault(digest.sha256, (path, digest))
+    return unique
+
+
+def _insert_rows(connection: Connection, digests: Sequence[FileDigest]) -> None:
+    if not digests:
+        return
+    # In hash order, as blob_store inserts: two writers of overlapping files never deadlock.
+    connection.execute(
+        "INSERT INTO blobs (sha256, size, location) "
+        "SELECT u.sha256, u.size, 'store' FROM unnest(%s::bytea[], %s::bigint[]) "
+        "AS u(sha256, size) ORDER BY u.sha256 ON CONFLICT (sha256) DO NOTHING",
+        ([d.sha256 for d in digests], [d.size for d in digests]),
+    )
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def chunk_views(
+    connection: Connection, sha256: bytes, paths: SharePaths
+) -> Iterator[bytes | memoryview]:
+    """`chunks`, with a database file's chunks as views of the protocol's buffer (the fastest).
+
+    Write each chunk before asking for the next (see `blob_store.stream_chunk_views`).
+    """
+    location = _location(connection, sha256)
+    if location is None:
+        yield from blob_store.stream_chunk_views(connection, sha256)
+    else:
+        yield from folder_store.read(paths.to_local(location[0]), sha256, location[1])
+
+
+def _location(connection: Connection, sha256: bytes) -> tuple[str, int] | None:
+    """Return the store folder (as the studio names it) and size of a file kept in the store.
+
+    None for a file in the database (or not stored at all: reading it yields nothing).
+    """
+    row = connection.execute(
+        "SELECT b.location, b.size, (SELECT value FROM studio_settings WHERE key = %s) "
+        "FROM blobs b WHERE b.sha256 = %s",
+        (_FOLDER_KEY, sha256),
+    ).fetchone()
+    if row is None or row[0] == DATABASE:
+        return None
+    if row[2] is None:
+        raise NotFound(
+            f"The stored file {sha256.hex()[:12]} is kept in the file store, but no file store "
+            "folder is set in the studio settings."
+        )
+    return str(row[2]), int(row[1])
+
+
+def chunks(
+    connection: Connection, sha256: bytes, paths: SharePaths, *, streamed: bool = True
+) -> Iterator[bytes]:
+    """Yield a stored file's bytes in order, from wherever they are; nothing if it is gone.
+
+    `streamed` reads a database file in one streamed query (fastest, but stopping early aborts
+    the connection's transaction: see `blob_store.stream_chunks`); False reads it a chunk per
+    query. A file in the store is checked against its hash as it is read.
+    """
+    location = _location(connection, sha256)
+    if location is None:
+        if streamed:
+            yield from blob_store.stream_chunks(connection, sha256)
+        else:
+            yield from blob_store.read_chunks(connection, sha256)
+        return
+    yield from folder_store.read(paths.to_local(location[0]), sha256, location[1])

@@ -1,0 +1,236 @@
+"""File bytes in a folder store: the same submissions, jobs and exports, bytes kept on the share."""
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from batchdesk.errors import KnownError
+from batchdesk.export.zip_export import export_zip
+from batchdesk.storage import file_bytes, folder_store, migrations_runner
+from batchdesk.storage.database import Database
+from batchdesk.storage.file_bytes import FileStoreSetting
+from batchdesk.storage.folder_store import DamagedFile, StoreUnavailable
+from batchdesk.storage.pool import only_row
+from batchdesk.storage.share_paths import SharePaths
+from tests.database_fixtures import TestServer
+from tests.factories import make_batch, make_png
+from tests.filesystems import mount_tmpfs
+from tests.integration.jobs_support import run_all_jobs, submit_paths
+
+
+def use_store(database: Database, folder: Path | str) -> None:
+    with database.begin() as connection:
+        file_bytes.write_setting(connection, FileStoreSetting(file_bytes.STORE, str(folder)))
+
+
+def use_database(database: Database, folder: Path) -> None:
+    with database.begin() as connection:
+        file_bytes.write_setting(connection, FileStoreSetting(file_bytes.DATABASE, str(folder)))
+
+
+def locations(database: Database) -> dict[str, int]:
+    with database.connect() as connection:
+        rows = connection.execute("SELECT location, count(*) FROM blobs GROUP BY 1").fetchall()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def count(database: Database, table: str) -> int:
+    with database.connect() as connection:
+        return int(only_row(connection.execute(f"SELECT count(*) FROM {table}"))[0])
+
+
+def stored_files(store: Path) -> list[Path]:
+    return sorted(p for p in store.rglob("*") if p.is_file())
+
+
+def zip_contents(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {
+            name.split("/", 1)[1]: archive.read(name)
+            for name in archive.namelist()
+            if not name.endswith(".csv")
+        }
+
+
+def test_with_a_folder_store_bytes_go_to_the_folder_and_only_facts_to_the_database(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    inputs = [make_png(tmp_path / "in" / f"PL_DXB19{i}.png", (40, 30), seed=i) for i in range(3)]
+
+    name = submit_paths(database, inputs)
+    run_all_jobs(database)
+    exported = export_zip(database, name, tmp_path / "out.zip", include_inputs=True)
+
+    assert locations(database) == {"store": 3}  # the "original" pipeline outputs its input
+    assert count(database, "blob_chunks") == 0
+    assert {p.read_bytes() for p in stored_files(store)} == {p.read_bytes() for p in inputs}
+    assert exported.files == 6
+    assert sorted(zip_contents(tmp_path / "out.zip").values()) == sorted(
+        [p.read_bytes() for p in inputs] * 2
+    )
+
+
+def test_files_stay_readable_from_either_place_whatever_the_setting(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    kept_in_database = make_batch(database, tmp_path / "a", count=2, prefix="AA_AAA")
+    use_store(database, store)
+    kept_in_store = make_batch(database, tmp_path / "b", count=2, prefix="BB_BBB", seed=9)
+    use_database(database, store)
+    later = make_batch(database, tmp_path / "c", count=1, prefix="CC_CCC", seed=20)
+
+    assert locations(database) == {"database": 3, "store": 2}
+    for result, folder in ((kept_in_database, "a"), (kept_in_store, "b"), (later, "c")):
+        batch = result.batches[0].base_directory_name
+        target = tmp_path / f"{batch}.zip"
+        export_zip(database, batch, target, include_inputs=True)
+        expected = sorted(p.read_bytes() for p in (tmp_path / folder).iterdir())
+        assert sorted(zip_contents(target).values()) == expected
+
+
+def test_a_file_already_in_the_database_is_not_copied_to_the_store(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    make_batch(database, tmp_path / "a", count=2)
+    use_store(database, store)
+
+    make_batch(database, tmp_path / "a", count=2)  # the same files again
+
+    assert locations(database) == {"database": 2}
+    assert stored_files(store) == []
+
+
+def test_a_damaged_file_in_the_store_fails_its_job_and_its_export_naming_the_file(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    source = make_png(tmp_path / "in" / "PL_DXB191.png", (32, 32), seed=3)
+    name = submit_paths(database, [source])
+    [stored] = stored_files(store)
+    stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
+
+    run_all_jobs(database)
+
+    with database.connect() as connection:
+        status, error = only_row(connection.execute("SELECT status, last_error FROM jobs"))
+    assert status == "failed"
+    assert str(stored) in error
+    assert "damaged" in error
+    with pytest.raises(DamagedFile, match=str(stored)):
+        export_zip(database, name, tmp_path / "out.zip", include_inputs=True)
+    assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_share_that_is_not_mounted_stops_the_submission_with_a_sentence(
+    database: Database, tmp_path: Path
+) -> None:
+    use_store(database, tmp_path / "not-mounted")
+    source = make_png(tmp_path / "in" / "PL_DXB191.png")
+
+    with pytest.raises(StoreUnavailable, match="is the share mounted on this machine"):
+        submit_paths(database, [source])
+    assert count(database, "batches") == 0
+    assert count(database, "blobs") == 0
+
+
+@pytest.fixture
+def small_share(tmp_path: Path) -> Iterator[Path]:
+    yield from mount_tmpfs(tmp_path / "small", "size=256k,mode=0777")
+
+
+@pytest.fixture
+def read_only_share(tmp_path: Path) -> Iterator[Path]:
+    yield from mount_tmpfs(tmp_path / "read-only", "ro,size=64k")
+
+
+def test_a_full_share_stops_the_submission_and_leaves_no_partial_file(
+    database: Database, tmp_path: Path, small_share: Path
+) -> None:
+    use_store(database, small_share)
+    sources = [make_png(tmp_path / "in" / f"PL_DXB19{i}.png", (200, 200)) for i in range(1)]
+    sources.append(tmp_path / "in" / "PL_DXB199.png")
+    sources[-1].write_bytes(sources[0].read_bytes() + b"\x00" * (400 << 10))  # bigger than 256k
+
+    with pytest.raises(StoreUnavailable, match="the share is full"):
+        submit_paths(database, sources)
+    assert count(database, "batches") == 0
+    assert count(database, "blobs") == 0  # rows are committed only after their files
+    names = [p.name for p in stored_files(small_share)]
+    assert not [n for n in names if n.startswith(folder_store.TEMPORARY_PREFIX)]
+
+
+def test_a_read_only_share_stops_the_submission_with_a_sentence(
+    database: Database, tmp_path: Path, read_only_share: Path
+) -> None:
+    use_store(database, read_only_share)
+    source = make_png(tmp_path / "in" / "PL_DXB191.png")
+
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        submit_paths(database, [source])
+    assert count(database, "batches") == 0
+
+
+def test_a_machine_that_mounts_the_share_elsewhere_reads_it_through_its_mapping(
+    database: Database, pg_server: TestServer, database_name: str, tmp_path: Path
+) -> None:
+    share = tmp_path / "media-share"
+    (share / "batchdesk").mkdir(parents=True)
+    use_store(database, "/mnt/renders/batchdesk")  # the path the studio's nodes use
+    database.share_paths = SharePaths.parse(f"/mnt/renders={share}")
+    sources = [make_png(tmp_path / "in" / f"PL_DXB19{i}.png", seed=i) for i in range(2)]
+    name = submit_paths(database, sources)
+
+    other = pg_server.open(database_name)  # a second workstation, mounting it elsewhere again
+    elsewhere = tmp_path / "mnt-r"
+    elsewhere.symlink_to(share)
+    other.share_paths = SharePaths.parse(f"/mnt/renders={elsewhere}")
+    try:
+        export_zip(other, name, tmp_path / "out.zip", include_inputs=True)
+    finally:
+        other.close()
+    assert sorted(zip_contents(tmp_path / "out.zip").values()) == sorted(
+        p.read_bytes() for p in sources
+    )
+
+    unmapped = pg_server.open(database_name)  # and one whose mapping is missing
+    try:
+        with pytest.raises(KnownError, match="/mnt/renders/batchdesk is not there"):
+            export_zip(unmapped, name, tmp_path / "none.zip", include_inputs=True)
+    finally:
+        unmapped.close()
+
+
+def test_upgrade_to_0012_keeps_every_earlier_file_in_the_database(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    name = pg_server.create_database()
+    try:
+        database = pg_server.open(name)
+        try:
+            make_batch(database, tmp_path / "a", count=2)
+            config = migrations_runner._config()
+            with migrations_runner.alembic_connection(database, begin=True) as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0011")
+            migrations_runner.upgrade(database)
+            with psycopg.connect(pg_server.conninfo(name)) as conn:
+                rows = conn.execute("SELECT location, count(*) FROM blobs GROUP BY 1").fetchall()
+        finally:
+            database.close()
+    finally:
+        pg_server.drop_database(name)
+    assert rows == [("database", 2)]
