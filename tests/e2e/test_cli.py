@@ -242,6 +242,7 @@ def test_db_status_in_plain_words_names_the_embedded_database_and_its_revision(c
     assert status.stdout.splitlines() == [
         f"Database: embedded database in {cli.pgdata} (embedded)",
         f"Schema: up to date (revision {head_revision()})",
+        "Files: New files are kept in the database.",
     ]
 
 
@@ -869,6 +870,7 @@ def test_database_url_option_runs_the_commands_on_the_server_and_never_shows_the
         "current_revision": head_revision(),
         "head_revision": head_revision(),
         "up_to_date": True,
+        "file_store": {"new_files": "database", "folder": None, "folder_here": None},
     }
 
     batch = submit_one(

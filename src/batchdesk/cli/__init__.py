@@ -289,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--yes", action="store_true", help="delete them (default: only show)")
     gc.add_argument("--json", action="store_true")
+    file_store = actions.add_parser(
+        "file-store", help="show or set where file bytes are kept: the database or a folder"
+    )
+    file_store.add_argument(
+        "where",
+        nargs="?",
+        metavar="PATH|database",
+        help="a folder on the studio's share (as the studio names it), or 'database'",
+    )
     timezone = actions.add_parser("timezone", help="show or set the zone that decides 'today'")
     timezone.add_argument("zone", nargs="?", help="e.g. Europe/London; 'server' for the default")
     default_priority = actions.add_parser(

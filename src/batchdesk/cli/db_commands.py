@@ -1,8 +1,9 @@
 """The `batchdesk db ...` commands: schema, health, unused stored files and the time zone."""
 
 import argparse
+from pathlib import Path
 
-from batchdesk.app import open_app
+from batchdesk.app import AppContext, open_app
 from batchdesk.cli.output import err, print_json
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
@@ -10,10 +11,13 @@ from batchdesk.storage import (
     batch_queries,
     blob_store,
     farm_controls,
+    file_bytes,
+    folder_store,
     job_attempts,
     migrations_runner,
 )
 from batchdesk.storage.blob_store import UnreferencedBlobs
+from batchdesk.storage.file_bytes import FileStoreSetting
 from batchdesk.storage.pool import only_row
 
 
@@ -25,6 +29,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         "repair": _db_repair,
         "gc": _db_gc,
         "timezone": _db_timezone,
+        "file-store": _db_file_store,
         "priority": _db_priority,
     }[args.db_command]
     return handler(args)
@@ -47,6 +52,10 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _db_status(args: argparse.Namespace) -> int:
     with open_app(args.database_url, upgrade=False, on_status=err) as app:
         status = migrations_runner.schema_status(app.database)
+        setting = None
+        if status.is_current:
+            with app.database.connect() as connection:
+                setting = file_bytes.read_setting(connection)
         if args.json:
             print_json(
                 {
@@ -55,12 +64,15 @@ def _db_status(args: argparse.Namespace) -> int:
                     "current_revision": status.current,
                     "head_revision": status.head,
                     "up_to_date": status.is_current,
+                    "file_store": None if setting is None else _file_store_json(app, setting),
                 }
             )
         else:
             kind = "embedded" if app.database.is_embedded else "server"
             print(f"Database: {app.database.description} ({kind})")
             print(f"Schema: {status.describe()}")
+            if setting is not None:
+                print(f"Files: {setting.describe()}")
     # Behind or empty is not a failure (any command upgrades it); a newer schema is.
     return 1 if status.is_newer else 0
 
@@ -187,6 +199,49 @@ def _db_timezone(args: argparse.Namespace) -> int:
             )
         )
     print(f"Batch dates follow {row[0]}; today is {row[1].isoformat()}.")
+    return 0
+
+
+def _file_store_json(app: AppContext, setting: FileStoreSetting) -> dict[str, object]:
+    local = file_bytes.local_folder(setting, app.database.share_paths)
+    return {
+        "new_files": setting.new_files,
+        "folder": setting.folder,
+        "folder_here": None if local is None else str(local),
+    }
+
+
+def _db_file_store(args: argparse.Namespace) -> int:
+    with open_app(args.database_url, on_status=err) as app, app.database.begin() as connection:
+        current = file_bytes.read_setting(connection)
+        paths = app.database.share_paths
+        if args.where == file_bytes.DATABASE:
+            app.database.require_write("setting where files are kept")
+            file_bytes.write_setting(
+                connection, FileStoreSetting(file_bytes.DATABASE, current.folder)
+            )
+        elif args.where:
+            if not (args.where.startswith(("/", "\\")) or args.where[1:3] in (":\\", ":/")):
+                raise InvalidRequest(
+                    f"The file store must be an absolute path on the studio's share, not "
+                    f"{args.where!r}."
+                )
+            app.database.require_write("setting where files are kept")
+            in_store = only_row(
+                connection.execute("SELECT count(*) FROM blobs WHERE location = 'store'")
+            )[0]
+            if current.folder and current.folder != args.where and in_store:
+                raise InvalidRequest(
+                    f"{plural(in_store, 'file')} are kept in the file store {current.folder}; "
+                    "move them into the database first, or keep that folder."
+                )
+            folder_store.check_folder(paths.to_local(args.where))  # a sentence if it cannot
+            file_bytes.write_setting(connection, FileStoreSetting(file_bytes.STORE, args.where))
+        setting = file_bytes.read_setting(connection)
+    print(setting.describe())
+    mapping = paths.describe()
+    if setting.folder and mapping and paths.to_local(setting.folder) != Path(setting.folder):
+        print(f"On this machine: {mapping}, so the folder is {paths.to_local(setting.folder)}.")
     return 0
 
 

@@ -1,0 +1,83 @@
+"""`batchdesk db file-store`: a studio keeps file bytes on its share; submit, work and export."""
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import run_together
+from tests.factories import make_png
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="bd-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def batchdesk(home: Path, *args: str | Path) -> tuple[int, str, str]:
+    [run] = run_together(home, args)
+    return run.returncode, run.stdout, run.stderr
+
+
+def test_submit_work_and_export_with_the_bytes_in_a_folder_store(home: Path) -> None:
+    store = home / "share" / "batchdesk"
+    store.mkdir(parents=True)
+    code, out, err = batchdesk(home, "db", "file-store", store)
+    assert code == 0, err
+    assert f"New files are kept in the file store {store}." in out
+    code, out, err = batchdesk(home, "db", "status", "--json")
+    assert code == 0, err
+    assert json.loads(out)["file_store"] == {
+        "new_files": "store",
+        "folder": str(store),
+        "folder_here": str(store),
+    }
+    inputs = [make_png(home / "in" / f"PL_DXB19{i}_v.png", (32, 32), seed=i) for i in range(3)]
+
+    code, out, err = batchdesk(home, "submit", "--json", *inputs)
+    assert code == 0, err
+    name = json.loads(out)["batches"][0]["base_directory_name"]
+    code, _out, err = batchdesk(home, "worker", "--drain")
+    assert code == 0, err
+    code, _out, err = batchdesk(home, "export", name, "--output", home / "out.zip")
+    assert code == 0, err
+
+    stored = sorted(p.read_bytes() for p in store.rglob("*") if p.is_file())
+    assert stored == sorted(p.read_bytes() for p in inputs)
+    with zipfile.ZipFile(home / "out.zip") as archive:
+        pngs = [archive.read(n) for n in archive.namelist() if n.endswith(".png")]
+    assert sorted(pngs) == stored
+
+
+def test_a_folder_that_is_not_there_is_refused_with_a_sentence(home: Path) -> None:
+    code, out, err = batchdesk(home, "db", "file-store", home / "not-mounted")
+
+    assert code == 1
+    assert "is not there: is the share mounted on this machine?" in err
+    code, out, err = batchdesk(home, "db", "file-store")
+    assert code == 0, err
+    assert out.strip() == "New files are kept in the database."
+
+
+def test_a_machine_mounting_the_share_elsewhere_uses_its_mapping(home: Path) -> None:
+    share = home / "media-share"
+    (share / "batchdesk").mkdir(parents=True)
+    settings = home / "config" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"file_store_mapping": f"/mnt/renders={share}"}))
+
+    code, out, err = batchdesk(home, "db", "file-store", "/mnt/renders/batchdesk")
+
+    assert code == 0, err
+    assert "New files are kept in the file store /mnt/renders/batchdesk." in out
+    assert f"so the folder is {share / 'batchdesk'}" in out
+    source = make_png(home / "in" / "PL_DXB191_v.png", seed=5)
+    code, _out, err = batchdesk(home, "submit", source)
+    assert code == 0, err
+    assert [p.read_bytes() for p in share.rglob("*") if p.is_file()] == [source.read_bytes()]
