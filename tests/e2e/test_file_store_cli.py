@@ -81,3 +81,24 @@ def test_a_machine_mounting_the_share_elsewhere_uses_its_mapping(home: Path) -> 
     code, _out, err = batchdesk(home, "submit", source)
     assert code == 0, err
     assert [p.read_bytes() for p in share.rglob("*") if p.is_file()] == [source.read_bytes()]
+
+
+def test_db_check_files_names_a_damaged_file_and_fails(home: Path) -> None:
+    store = home / "share"
+    store.mkdir()
+    code, _out, err = batchdesk(home, "db", "file-store", store)
+    assert code == 0, err
+    sources = [make_png(home / "in" / f"PL_DXB19{i}_v.png", seed=i) for i in range(2)]
+    code, _out, err = batchdesk(home, "submit", *sources)
+    assert code == 0, err
+    code, out, err = batchdesk(home, "db", "check", "--files")
+    assert code == 0, err
+    assert "Every file in the file store is there and matches its hash." in out
+
+    damaged = next(p for p in store.rglob("*") if p.is_file())
+    damaged.write_bytes(b"not the png it was")
+    code, out, err = batchdesk(home, "db", "check", "--files")
+
+    assert code == 1
+    assert f"The stored file {damaged} is damaged" in out
+    assert "1 stored file missing or damaged" in err

@@ -280,8 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("upgrade", help="bring the schema up to this version")
     status = actions.add_parser("status", help="which database, which schema revision")
     status.add_argument("--json", action="store_true")
-    actions.add_parser(
+    check = actions.add_parser(
         "check", help="find batches whose counts disagree with their jobs, and unused files"
+    )
+    check.add_argument(
+        "--files",
+        action="store_true",
+        help="also read every file kept in the file store and check it against its hash",
     )
     actions.add_parser("repair", help="recount the batches that `check` finds")
     gc = actions.add_parser(

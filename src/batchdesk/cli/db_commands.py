@@ -82,6 +82,15 @@ def _db_check(args: argparse.Namespace) -> int:
         drifted = batch_queries.drifted_batches(connection)
         unused = blob_store.unreferenced(connection)
         unmatched = job_attempts.unmatched_attempts(connection)
+        damaged = (
+            list(file_bytes.damaged_store_files(connection, app.database.share_paths))
+            if args.files
+            else []
+        )
+    for problem in damaged:
+        print(problem)
+    if args.files and not damaged:
+        print("Every file in the file store is there and matches its hash.")
     if not drifted:
         print("All batch counts agree with their jobs.")
     for name in drifted:
@@ -94,8 +103,10 @@ def _db_check(args: argparse.Namespace) -> int:
     else:
         print("Every running job has its open attempt, and no other job has one.")
     print(_unused_files(unused))  # harmless, so no failure: `db gc` is the remedy
+    if damaged:
+        err(f"{plural(len(damaged), 'stored file')} missing or damaged: restore from a backup.")
     if not drifted and not unmatched:
-        return 0
+        return 1 if damaged else 0
     if drifted:
         err(f"{plural(len(drifted), 'batch', 'batches')} drifted: run `batchdesk db repair`.")
     else:

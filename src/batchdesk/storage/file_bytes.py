@@ -223,3 +223,19 @@ def chunks(
             yield from blob_store.read_chunks(connection, sha256)
         return
     yield from folder_store.read(paths.to_local(location[0]), sha256, location[1])
+
+
+def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[str]:
+    """Read every file kept in the store and yield a sentence for each one missing or damaged."""
+    folder = read_setting(connection).folder
+    rows = connection.execute(
+        "SELECT sha256, size FROM blobs WHERE location = 'store' ORDER BY sha256"
+    ).fetchall()
+    if rows and folder is None:
+        yield f"{len(rows):,} files are kept in the file store, but no folder is set."
+        return
+    for sha256, size in rows:
+        assert folder is not None
+        problem = folder_store.verify(paths.to_local(folder), bytes(sha256), int(size))
+        if problem:
+            yield problem
