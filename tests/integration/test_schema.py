@@ -208,3 +208,66 @@ def test_upgrade_to_0005_moves_the_finish_time_of_failed_batches_off_completed_a
         finished_at, updated_at = was(status)
         assert after[batches[status]] == (None, finished_at, updated_at)
     assert after[batches["queued"]] == (None, None, was("queued")[1])
+
+
+def test_upgrade_to_0013_keeps_every_batch_count_exact_through_job_updates(
+    pg_server: TestServer, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    name = pg_server.create_database()
+    try:
+        database = pg_server.open(name)
+        try:
+            first = make_batch(database, tmp_path / "a", count=4, prefix="AA_AAA").batches[0].id
+            second = make_batch(database, tmp_path / "b", count=3, prefix="BB_BBB").batches[0].id
+            config = migrations_runner._config()
+            with migrations_runner.alembic_connection(database, begin=True) as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0012")
+            with psycopg.connect(pg_server.conninfo(name), autocommit=True) as conn:
+                conn.execute("UPDATE jobs SET status = 'processing' WHERE batch_id = %s", (first,))
+
+            migrations_runner.upgrade(database)
+
+            with psycopg.connect(pg_server.conninfo(name), autocommit=True) as conn:
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM jobs WHERE batch_id = %s ORDER BY id", (first,)
+                    ).fetchall()
+                ]
+                # One statement: a status change in each batch, a job moved to the other
+                # batch, and rows that change nothing counted (a heartbeat).
+                conn.execute(
+                    "UPDATE jobs SET status = CASE WHEN id = %(done)s THEN 'completed' "
+                    "WHEN id = %(failed)s THEN 'failed' WHEN batch_id = %(second)s "
+                    "THEN 'cancelled' ELSE status END, "
+                    "batch_id = CASE WHEN id = %(moved)s THEN %(second)s ELSE batch_id END, "
+                    "position = CASE WHEN id = %(moved)s THEN 100 ELSE position END, "
+                    "heartbeat_at = now()",
+                    {
+                        "done": ids[0],
+                        "failed": ids[1],
+                        "moved": ids[2],
+                        "second": second,
+                    },
+                )
+                conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE id = %s", (ids[3],))
+                counts = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        "SELECT id, queued_count, processing_count, completed_count, "
+                        "failed_count, cancelled_count, total_files, status FROM batches"
+                    ).fetchall()
+                }
+                drift = conn.execute("SELECT count(*) FROM batch_count_drift").fetchone()
+        finally:
+            database.close()
+    finally:
+        pg_server.drop_database(name)
+
+    assert counts[first] == (0, 1, 1, 1, 0, 3, "processing")
+    # The moved job kept its status (processing) in its new batch; the others were cancelled.
+    assert counts[second] == (0, 1, 0, 0, 3, 4, "processing")
+    assert drift == (0,)
