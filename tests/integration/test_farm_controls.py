@@ -454,6 +454,25 @@ def test_a_paused_worker_claims_nothing_and_learns_it_at_its_heartbeat(
     assert job_queue.claim(database, "host-a:1:aaa") is not None
 
 
+def test_a_paused_worker_declared_dead_stays_paused_when_it_is_listed_again(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    new_batch(database, tmp_path, 1, "WP_BACK")
+    job_queue.register_worker(database, "host-a:1:aaa", 1)
+    workers.set_desired_state(database, "host-a:1:aaa", "paused")
+    assert job_queue.heartbeat(database, "host-a:1:aaa").desired_state == "paused"
+    with psycopg.connect(database_conninfo) as conn:  # the reaper removes a silent worker's row
+        conn.execute("DELETE FROM workers WHERE id = 'host-a:1:aaa'")
+
+    beat = job_queue.heartbeat(database, "host-a:1:aaa", paused=True)  # it was still paused
+
+    assert (beat.was_known, beat.desired_state) == (False, "paused")
+    assert job_queue.claim(database, "host-a:1:aaa") is None  # the lead's pause still holds
+    with database.connect() as connection:
+        [listed] = workers.list_workers(connection)
+    assert (listed.state, listed.desired_state) == ("paused", "paused")
+
+
 def test_a_host_name_steers_every_live_worker_there_and_unknown_names_are_refused(
     database: Database, database_conninfo: str
 ) -> None:

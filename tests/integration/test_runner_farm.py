@@ -68,6 +68,28 @@ def test_a_pause_that_arrives_without_notify_is_obeyed_at_the_next_heartbeat(
         paused_runner.stop()
 
 
+def test_a_paused_runner_declared_dead_comes_back_paused(
+    database: Database, database_conninfo: str
+) -> None:
+    runner = Runner(database, FAST)
+    runner.start()
+    try:
+        workers.set_desired_state(database, runner.worker_id, "paused")
+        wait_for(lambda: runner.paused, "the worker to pause")
+        with psycopg.connect(database_conninfo) as conn:  # what the reaper does to a silent one
+            conn.execute("DELETE FROM workers WHERE id = %s", (runner.worker_id,))
+        wait_for(
+            lambda: worker_state(database_conninfo, runner.worker_id) is not None,
+            "the worker to list itself again",
+        )
+
+        # Listed again as it was: paused, so the claim (which reads the row) takes nothing.
+        assert worker_state(database_conninfo, runner.worker_id) == "paused"
+        assert runner.paused
+    finally:
+        runner.stop()
+
+
 def test_a_notified_pause_is_obeyed_long_before_the_next_heartbeat(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:

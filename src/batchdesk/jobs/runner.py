@@ -435,6 +435,7 @@ class Runner:
             threads=self.config.threads,
             kind=self.kind,
             stopping=self._stopping.is_set(),
+            paused=self._paused.is_set(),
             running=running or [],
         )
 

@@ -152,12 +152,15 @@ class Beat:
 
 
 # The worker's row and its running jobs in one statement: the row is written (or made again),
-# and the jobs still processing under their lease are read in the same snapshot.
+# and the jobs still processing under their lease are read in the same snapshot. A row made
+# again (the reaper removed it) keeps the pause the worker is under: that request was only in
+# the row the reaper removed.
 _HEARTBEAT = """
 WITH beat AS (
-    INSERT INTO workers AS w (id, host, pid, threads, kind, state)
+    INSERT INTO workers AS w (id, host, pid, threads, kind, desired_state, state)
     VALUES (%(id)s, %(host)s, %(pid)s, %(threads)s, %(kind)s,
-        CASE WHEN %(stopping)s THEN 'stopping' ELSE 'running' END)
+        CASE WHEN %(paused)s THEN 'paused' ELSE 'running' END,
+        CASE WHEN %(stopping)s THEN 'stopping' WHEN %(paused)s THEN 'paused' ELSE 'running' END)
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), threads = excluded.threads,
         state = CASE WHEN %(stopping)s THEN 'stopping' ELSE w.desired_state END
     RETURNING w.desired_state, (w.xmax = 0) AS inserted
@@ -176,12 +179,14 @@ def heartbeat(
     threads: int = 1,
     kind: str = "headless",
     stopping: bool = False,
+    paused: bool = False,
     running: Sequence["ClaimedJob"] = (),
 ) -> Beat:
     """Record that the worker lives and what it does; return what it has been asked to do.
 
     The worker's state becomes what it was asked (`paused` or `running`), which it obeys from
-    this moment, or `stopping`. A worker whose row the reaper removed gets a new one, running.
+    this moment, or `stopping`. A worker whose row the reaper removed gets a new one, paused if
+    it is `paused` now, else running.
     In the same statement, which of its `running` jobs it still holds (`Beat.held`).
     """
     row = on_its_own(
@@ -196,6 +201,7 @@ def heartbeat(
                     "threads": threads,
                     "kind": kind,
                     "stopping": stopping,
+                    "paused": paused,
                     "ids": [job.id for job in running],
                     "tokens": [job.lease_token for job in running],
                 },
