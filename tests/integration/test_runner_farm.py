@@ -7,7 +7,7 @@ from uuid import UUID
 import psycopg
 
 from batchdesk.jobs.runner import Runner, RunnerConfig
-from batchdesk.storage import job_attempts, workers
+from batchdesk.storage import job_attempts, job_queue, workers
 from batchdesk.storage.database import Database
 from tests.factories import make_batch, make_png
 from tests.integration.test_runner import (
@@ -88,6 +88,36 @@ def test_a_paused_runner_declared_dead_comes_back_paused(
         assert runner.paused
     finally:
         runner.stop()
+
+
+def test_a_claim_whose_answer_was_lost_goes_back_to_the_queue_and_runs(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    runner = Runner(database, FAST)
+    batch = make_batch(database, tmp_path, count=1).batches[0]
+    # The claim committed on the server, but its answer never reached the worker (the
+    # connection died on the way back): the job is the worker's, and the worker never knew.
+    [lost] = job_queue.claim_many(database, runner.worker_id, 1)
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = %s", (lost.id,)
+        )
+    runner.start()
+    try:
+        wait_for(
+            lambda: [s for s, _n, _e in job_states(database_conninfo, batch.id)] == ["completed"],
+            "the stray job to be given back and run",
+        )
+    finally:
+        runner.stop()
+
+    with database.connect() as connection:
+        [attempts] = job_attempts.batch_histories(connection, batch.id).values()
+    assert [(a.outcome, a.worker) for a in attempts] == [
+        ("lost", runner.worker_id),
+        ("completed", runner.worker_id),
+    ]
+    assert "lost track of the job" in (attempts[0].error or "")
 
 
 def test_a_notified_pause_is_obeyed_long_before_the_next_heartbeat(

@@ -128,6 +128,8 @@ class Runner:
         self._on_event = on_event or (lambda _event: None)
         self._lock = threading.Condition()
         self._running: dict[int, ClaimedJob] = {}
+        # Claimed, not yet running (waiting for room in the memory budget): held all the same.
+        self._claimed: set[int] = set()
         self._revoked: set[int] = set()
         self._memory_in_use = 0
         self._stopping = threading.Event()
@@ -209,6 +211,8 @@ class Runner:
         if free <= 0:
             return False
         jobs = job_queue.claim_many(self.database, self.worker_id, free)
+        with self._lock:
+            self._claimed.update(job.id for job in jobs)
         for index, job in enumerate(jobs):
             if not self._start(job):  # stopping: give back the claimed jobs not started
                 for rest in jobs[index + 1 :]:
@@ -232,6 +236,7 @@ class Runner:
                 and not self._stopping.is_set()
             ):
                 self._lock.wait(timeout=1.0)
+            self._claimed.discard(job.id)
             if self._stopping.is_set():
                 self._give_back(job)
                 return False
@@ -244,6 +249,8 @@ class Runner:
     def _give_back(self, job: ClaimedJob) -> None:
         """Release a claimed job that never started (the worker is stopping)."""
         self._until_done(lambda: job_queue.release(self.database, job))
+        with self._lock:
+            self._claimed.discard(job.id)
 
     def _estimate(self, job: ClaimedJob) -> MemoryEstimate | None:
         """Estimate a job's peak image memory from its input's header and its pipeline's steps.
@@ -442,6 +449,7 @@ class Runner:
     def _beat(self, *, reap: bool) -> None:
         with self._lock:
             running = list(self._running.values())
+            held = [*self._running, *self._claimed]
         # One statement: this worker's row, and which of its running jobs it still holds.
         beat = self._heartbeat(running)
         if not beat.was_known:
@@ -452,7 +460,7 @@ class Runner:
             self._revoked.update(job.id for job in running if job.id not in beat.held)
         if reap:
             result = job_queue.reap(
-                self.database, self.config.liveness_timeout, reaper=self.worker_id
+                self.database, self.config.liveness_timeout, reaper=self.worker_id, held=held
             )
             if result and (result.requeued or result.failed):
                 log.warning(

@@ -503,7 +503,11 @@ class ReapResult:
 
 
 def reap(
-    database: Database, liveness_timeout: float, *, reaper: str | None = None
+    database: Database,
+    liveness_timeout: float,
+    *,
+    reaper: str | None = None,
+    held: Sequence[int] = (),
 ) -> ReapResult | None:
     """Give back the running jobs of dead workers; None if another worker is reaping now.
 
@@ -511,6 +515,11 @@ def reap(
     database's clock, or when its row is gone. Its jobs go back to the queue, or fail once
     they have used all their attempts. Each job's attempt is closed as `lost`, with the reaping
     worker (`reaper`) as the one that ended it and the reason as its error and the job's.
+
+    The reaper's own strays go back the same way: jobs processing under its name, claimed more
+    than `liveness_timeout` ago, that it does not hold (`held`: the ids it runs or waits to
+    run). A claim whose answer was lost with the connection committed them to a worker that
+    never heard of them; nothing else would ever give them back while that worker lives.
     """
 
     def work(connection: Connection) -> ReapResult | None:
@@ -527,17 +536,23 @@ def reap(
             "UPDATE jobs j SET "
             "status = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END, "
             "finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END, "
-            "last_error = CASE WHEN j.attempts < j.max_attempts THEN "
+            "last_error = CASE WHEN dead.worker = %(reaper)s THEN "
+            "  'Worker ' || dead.worker || ' lost track of the job (the answer to its claim "
+            "never arrived); the job went back to the queue.' "
+            "WHEN j.attempts < j.max_attempts THEN "
             "  'Worker ' || coalesce(dead.worker, '?') || ' stopped responding; the job went "
             "back to the queue.' "
             "ELSE 'The workstation running it stopped responding ' || j.attempts || "
             "  ' times; check that machine, then retry the batch.' END, "
             "worker = NULL, lease_token = NULL, run_after = now() "
             "FROM (SELECT id, worker FROM jobs WHERE status = 'processing' "
-            "  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.worker) "
+            "  AND (NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.worker) "
+            "    OR (jobs.worker = %(reaper)s AND jobs.id <> ALL(%(held)s::bigint[]) "
+            "      AND jobs.started_at < now() - make_interval(secs => %(timeout)s))) "
             "  ORDER BY id FOR UPDATE SKIP LOCKED) dead "
             "WHERE j.id = dead.id "
-            "RETURNING j.id, j.last_attempt, j.last_error, j.status"
+            "RETURNING j.id, j.last_attempt, j.last_error, j.status",
+            {"reaper": reaper, "held": list(held), "timeout": liveness_timeout},
         ).fetchall()
         _close_attempts(
             connection,
