@@ -18,6 +18,16 @@ def test_paths_under_the_studio_prefix_are_found_under_the_local_one() -> None:
     assert paths.to_local("/srv/other") == Path("/srv/other")
 
 
+def test_a_studio_path_written_the_windows_way_is_found_under_a_linux_mount() -> None:
+    # A studio whose admin set the store from a Windows workstation (R:\batchdesk), read by a
+    # Linux render node that mounts the same share at /mnt/renders.
+    paths = SharePaths.parse("R:\\=/mnt/renders")
+
+    assert paths.to_local("R:\\batchdesk\\ab\\cd") == Path("/mnt/renders/batchdesk/ab/cd")
+    assert paths.to_local("r:\\batchdesk") == Path("/mnt/renders/batchdesk")  # drives ignore case
+    assert paths.to_local("S:\\batchdesk") == Path("S:\\batchdesk")
+
+
 def test_no_mapping_leaves_paths_as_they_are() -> None:
     assert SharePaths.parse(None).to_local("/mnt/renders/x") == Path("/mnt/renders/x")
     assert SharePaths.parse("").describe() is None

@@ -50,8 +50,15 @@ class SharePaths:
 
 
 def _under(path: str, prefix: str) -> bool:
+    if _is_drive(prefix) and _is_drive(path):
+        # Windows drive letters ignore case: R:\renders and r:\renders are one place.
+        path, prefix = path[0].upper() + path[1:], prefix[0].upper() + prefix[1:]
     if path == prefix:
         return True
     return path.startswith(prefix) and (
         prefix[-1] in _SEPARATORS or path[len(prefix)] in _SEPARATORS
     )
+
+
+def _is_drive(path: str) -> bool:
+    return len(path) >= 2 and path[1] == ":" and path[0].isalpha()
