@@ -25,9 +25,10 @@ from tests.factories import make_batch
 
 from batchdesk.gui import batch_tree_loading as loading
 from batchdesk.gui.background import BackgroundTasks
+from batchdesk.gui.batch_tree_delegates import badge_colours
 from batchdesk.gui.batch_tree_items import PROGRESS_COLUMN, SIZE_COLUMN, STATUS_COLUMN
 from batchdesk.gui.batch_tree_model import BatchTreeModel
-from batchdesk.gui.batch_tree_view import BatchTreeView, TreeSelection, badge_colours
+from batchdesk.gui.batch_tree_view import BatchTreeView, TreeSelection
 
 ROOT = QModelIndex()
 _submissions = itertools.count(1)

@@ -18,7 +18,7 @@ from batchdesk.storage.database import Database
 from tests.factories import make_batch
 
 from batchdesk.gui.background import BackgroundTasks
-from batchdesk.gui.batch_tree_view import (
+from batchdesk.gui.batch_tree_delegates import (
     BADGE_COLOURS,
     CANCELLED_COLOUR,
     COMPLETED_COLOUR,

@@ -21,9 +21,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
-    QRect,
-    QRectF,
-    QSize,
     Qt,
     QTimer,
     Signal,
@@ -31,76 +28,36 @@ from PySide6.QtCore import (
 from PySide6.QtGui import (
     QColor,
     QPainter,
-    QPainterPath,
     QPaintEvent,
     QPalette,
     QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QTreeView,
     QWidget,
 )
 
 from batchdesk.domain.batch_query import SortOrder
 
+from batchdesk.gui.batch_tree_columns import column_widths
+from batchdesk.gui.batch_tree_delegates import (
+    NameDelegate,
+    ProgressDelegate,
+    RowDelegate,
+    StatusBadgeDelegate,
+)
 from batchdesk.gui.batch_tree_items import (
     COLUMN_OF_SORT,
     COLUMNS,
-    DETAILS_COLUMN,
     NAME_COLUMN,
-    PIPELINE_COLUMN,
-    PRIORITY_COLUMN,
     PROGRESS_COLUMN,
-    PROGRESS_ROLE,
-    SIZE_COLUMN,
     STATUS_COLUMN,
-    STATUS_ROLE,
-    TIME_COLUMN,
-    WHO_COLUMN,
-    Progress,
 )
 from batchdesk.gui.batch_tree_model import BatchTreeModel
 
 Index = QModelIndex | QPersistentModelIndex
-
-# Badge fills chosen to read on light and dark bases alike; the text colour is whichever of
-# white and near-black contrasts more with the fill.
-BADGE_COLOURS = {
-    "queued": QColor("#6b7480"),
-    "processing": QColor("#2f6fd6"),
-    "paused": QColor("#7b4fb0"),
-    "completed": QColor("#23784a"),
-    "failed": QColor("#c9372c"),
-    "cancelled": QColor("#b7801a"),  # amber dark enough to stand out of a white base (3.4:1)
-}
-_UNKNOWN_BADGE = QColor("#808080")
-COMPLETED_COLOUR = QColor("#2e9e5e")
-FAILED_COLOUR = QColor("#d64236")
-CANCELLED_COLOUR = QColor(128, 128, 128)
-# What each column should fit without cutting (the text, plus room for padding); the
-# description takes what is left, and when the view is narrow the others give up to half.
-_FITS = {
-    NAME_COLUMN: "PL_DXB_2026-11-28_batch-12",
-    STATUS_COLUMN: "processing",
-    PRIORITY_COLUMN: "100",
-    PROGRESS_COLUMN: "Progress / tries",
-    PIPELINE_COLUMN: "web-delivery",
-    SIZE_COLUMN: "999.9 MB",
-    TIME_COLUMN: "28 Nov 14:02",
-    WHO_COLUMN: "anna@studio-ws",
-}
-# Cut only after the others: the name; and never the status, priority or size (a badge, a
-# three-digit number under "Priority" and a size cut short say nothing).
-_KEEP_WHOLE = {NAME_COLUMN, STATUS_COLUMN, PRIORITY_COLUMN, SIZE_COLUMN}
-_NAME_SHRINKS_TO = 0.6  # then the name gives up to 40 %
-_DETAILS_MINIMUM = 110
-_SHRINK_TO = 0.5
-_HEADER_ROOM = 24  # a header's margins and its sort arrow
 
 
 class TreeSelection(NamedTuple):
@@ -108,178 +65,6 @@ class TreeSelection(NamedTuple):
 
     batch_ids: tuple[UUID, ...]
     job_ids: tuple[int, ...]
-
-
-def _luminance(colour: QColor) -> float:
-    def channel(value: float) -> float:
-        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
-
-    return (
-        0.2126 * channel(colour.redF())
-        + 0.7152 * channel(colour.greenF())
-        + 0.0722 * channel(colour.blueF())
-    )
-
-
-def badge_colours(status: str) -> tuple[QColor, QColor]:
-    """Return (fill, text) for a status badge; the text has the better WCAG contrast."""
-    fill = BADGE_COLOURS.get(status, _UNKNOWN_BADGE)
-    light, dark = QColor("#ffffff"), QColor("#1b1b1b")
-    base = _luminance(fill)
-    on_light = (1.05) / (base + 0.05)
-    on_dark = (base + 0.05) / (_luminance(dark) + 0.05)
-    return fill, light if on_light >= on_dark else dark
-
-
-def _style(option: QStyleOptionViewItem) -> QStyle:
-    return option.widget.style() if option.widget is not None else QApplication.style()
-
-
-def _draw_background(
-    delegate: QStyledItemDelegate, painter: QPainter, option: QStyleOptionViewItem, index: Index
-) -> QStyleOptionViewItem:
-    # The item's panel (selection, alternating rows, focus) without its text.
-    opt = QStyleOptionViewItem(option)
-    delegate.initStyleOption(opt, index)
-    opt.text = ""
-    _style(opt).drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-    return opt
-
-
-class RowDelegate(QStyledItemDelegate):
-    """Every cell of the tree: a little taller than the style's default, so rows breathe."""
-
-    ROW_PADDING = 6
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
-        hint = super().sizeHint(option, index)
-        hint.setHeight(max(hint.height(), option.fontMetrics.height()) + self.ROW_PADDING)
-        return hint
-
-
-class NameDelegate(RowDelegate):
-    """The name column: names are cut in the middle, where their ends tell files apart."""
-
-    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 - Qt override
-        super().initStyleOption(option, index)
-        option.textElideMode = Qt.TextElideMode.ElideMiddle
-
-
-class StatusBadgeDelegate(RowDelegate):
-    """Draws the status as a coloured rounded badge."""
-
-    PADDING = 8
-    MARGIN = 4
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        status = index.data(STATUS_ROLE)
-        if not isinstance(status, str) or not status:
-            super().paint(painter, option, index)
-            return
-        opt = _draw_background(self, painter, option, index)
-        metrics = opt.fontMetrics
-        rect: QRect = opt.rect
-        height = min(rect.height() - 2, metrics.height() + 4)
-        width = min(
-            rect.width() - 2 * self.MARGIN, metrics.horizontalAdvance(status) + 2 * self.PADDING
-        )
-        badge = QRect(rect.left() + self.MARGIN, rect.center().y() - height // 2 + 1, width, height)
-        fill, ink = badge_colours(status)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
-        painter.drawRoundedRect(QRectF(badge), height / 2, height / 2)
-        painter.setPen(ink)
-        painter.setFont(opt.font)
-        text = metrics.elidedText(status, Qt.TextElideMode.ElideRight, max(width - 4, 0))
-        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
-        painter.restore()
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:  # noqa: N802 - Qt override
-        hint = super().sizeHint(option, index)
-        status = index.data(STATUS_ROLE)
-        if isinstance(status, str):
-            metrics = option.fontMetrics
-            width = metrics.horizontalAdvance(status) + 2 * (self.PADDING + self.MARGIN)
-            hint.setWidth(max(hint.width(), width))
-        return hint
-
-
-class ProgressDelegate(RowDelegate):
-    """Draws a batch's progress as a slim bar with "7/10" beside it, failures in red.
-
-    The count sits beside the bar, not on it, so it reads in any palette and on selected rows.
-    """
-
-    BAR_HEIGHT = 6
-    GAP = 6
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        progress = index.data(PROGRESS_ROLE)
-        if not isinstance(progress, Progress):
-            super().paint(painter, option, index)  # job rows: their attempts, as text
-            return
-        opt = _draw_background(self, painter, option, index)
-        rect: QRect = opt.rect.adjusted(4, 0, -4, 0)
-        metrics = opt.fontMetrics
-        total = max(progress.total, 1)
-        label = f"{progress.finished}/{progress.total}"
-        label_width = metrics.horizontalAdvance(f"{progress.total}/{progress.total}")
-        bar_width = rect.width() - label_width - self.GAP
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        ink = opt.palette.color(
-            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        )
-        painter.save()
-        if bar_width >= 16:
-            bar = QRectF(
-                rect.left(), rect.center().y() - self.BAR_HEIGHT / 2 + 1, bar_width, self.BAR_HEIGHT
-            )
-            self._draw_bar(painter, bar, progress, total, opt)
-            text_rect = QRect(rect.right() - label_width, rect.top(), label_width, rect.height())
-        else:
-            text_rect = rect  # too narrow for a bar: the count alone
-        painter.setPen(ink)
-        painter.setFont(opt.font)
-        painter.drawText(
-            text_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), label
-        )
-        painter.restore()
-
-    @staticmethod
-    def _draw_bar(
-        painter: QPainter,
-        bar: QRectF,
-        progress: Progress,
-        total: int,
-        opt: QStyleOptionViewItem,
-    ) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        groove = QColor(opt.palette.color(QPalette.ColorRole.Text))
-        groove.setAlphaF(0.15)
-        painter.setBrush(groove)
-        radius = bar.height() / 2
-        painter.drawRoundedRect(bar, radius, radius)
-        # Completed, then failed in red, then cancelled in grey, left to right (or mirrored).
-        clip = QPainterPath()
-        clip.addRoundedRect(bar, radius, radius)
-        painter.setClipPath(clip)
-        start = 0.0
-        for count, colour in (
-            (progress.completed, COMPLETED_COLOUR),
-            (progress.failed, FAILED_COLOUR),
-            (progress.cancelled, CANCELLED_COLOUR),
-        ):
-            width = bar.width() * min(count, total) / total
-            if width > 0:
-                left = bar.left() + start
-                if opt.direction == Qt.LayoutDirection.RightToLeft:
-                    left = bar.right() - start - width
-                painter.fillRect(QRectF(left, bar.top(), width, bar.height()), colour)
-            start += width
-        painter.setClipping(False)
 
 
 class BatchTreeView(QTreeView):
@@ -633,39 +418,3 @@ def _match_tint(palette: QPalette) -> QColor:
     tint = QColor(palette.color(QPalette.ColorRole.Highlight))
     tint.setAlphaF(0.25)
     return tint
-
-
-def column_widths(view: QWidget, room: int) -> dict[int, int]:
-    """Return widths for every column that add up to `room`, each fitting its text if it can.
-
-    Each column but the description gets what fits its longest usual text (`_FITS`, or its
-    header); the description gets the rest. When that leaves it less than a useful minimum,
-    the others give up to half their width, in proportion; then the name up to 40 %; status,
-    priority and size never (a badge, a priority and a size cut short say nothing).
-    """
-    metrics = view.fontMetrics()
-    pad = 12  # the cell's margins
-    wanted: dict[int, int] = {}
-    for column, text in _FITS.items():
-        wanted[column] = max(
-            metrics.horizontalAdvance(text) + pad,
-            metrics.horizontalAdvance(COLUMNS[column]) + _HEADER_ROOM,
-        )
-    badge = 2 * (StatusBadgeDelegate.PADDING + StatusBadgeDelegate.MARGIN)
-    wanted[STATUS_COLUMN] = metrics.horizontalAdvance(_FITS[STATUS_COLUMN]) + badge + 4
-    if isinstance(view, QTreeView):
-        wanted[NAME_COLUMN] += view.indentation()  # the expand arrow
-    details_header = metrics.horizontalAdvance(COLUMNS[DETAILS_COLUMN]) + pad
-    details_minimum = max(_DETAILS_MINIMUM, details_header)
-    short = float(details_minimum - (room - sum(wanted.values())))
-    others = [c for c in wanted if c not in _KEEP_WHOLE]
-    for group, floor in ((others, _SHRINK_TO), ([NAME_COLUMN], _NAME_SHRINKS_TO)):
-        if short <= 0:
-            break
-        can_give = sum(wanted[c] * (1 - floor) for c in group)
-        given = min(short, can_give)
-        for column in group:
-            wanted[column] = round(wanted[column] * (1 - (1 - floor) * given / can_give))
-        short -= given
-    wanted[DETAILS_COLUMN] = max(room - sum(wanted.values()), details_minimum)
-    return wanted

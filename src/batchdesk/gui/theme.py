@@ -8,7 +8,7 @@ or dark palette, made for the Fusion style. With "system" it follows the desktop
 changes (`colorSchemeChanged`).
 
 Every colour the window paints itself (status badges, progress bars, error text) either comes
-from the palette or is chosen to read on both (see `batch_tree_view.badge_colours`).
+from the palette or is chosen to read on both (see `batch_tree_delegates.badge_colours`).
 """
 
 from PySide6.QtCore import QObject, Qt, Signal
