@@ -54,7 +54,7 @@ import psycopg
 from PIL import Image
 from psycopg.pq import TransactionStatus
 
-from batchdesk.storage import job_queue
+from batchdesk.storage import job_queue, worker_liveness
 from batchdesk.storage.job_queue import Completion
 from benchsupport import (
     BenchServer,
@@ -189,11 +189,11 @@ def batchdesk_run(server: BenchServer, folder: Path, jobs: int, workers: int, ba
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         databases = [server.open(name) for _ in range(workers)]
-        ids = [job_queue.new_worker_id(f"bench-claim-{i}") for i in range(workers)]
+        ids = [worker_liveness.new_worker_id(f"bench-claim-{i}") for i in range(workers)]
         done = [0] * workers
         try:
             for database, worker_id in zip(databases, ids, strict=True):
-                job_queue.register_worker(database, worker_id, batch)
+                worker_liveness.register_worker(database, worker_id, batch)
 
             def work(index: int, barrier: threading.Barrier) -> None:
                 database, worker_id = databases[index], ids[index]

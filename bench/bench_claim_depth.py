@@ -43,7 +43,7 @@ from uuid import UUID
 import psycopg
 from PIL import Image
 
-from batchdesk.storage import farm_controls, job_queue
+from batchdesk.storage import farm_controls, job_queue, worker_liveness
 from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import _CLAIM
 from benchsupport import BenchServer, bench_server, counts_drift, median, seconds, submit_paths
@@ -133,8 +133,8 @@ def claim_some(server: BenchServer, name: str, claims: int, workers: int) -> dic
             nonlocal taken
             try:
                 database = databases[index]
-                worker_id = job_queue.new_worker_id(f"bench-depth-{index}")
-                job_queue.register_worker(database, worker_id, 1)
+                worker_id = worker_liveness.new_worker_id(f"bench-depth-{index}")
+                worker_liveness.register_worker(database, worker_id, 1)
                 claimed: list[int] = []
                 claim_times: list[float] = []
                 barrier.wait()
@@ -151,7 +151,7 @@ def claim_some(server: BenchServer, name: str, claims: int, workers: int) -> dic
                     if not job_queue.complete(database, job, []):
                         raise RuntimeError(f"job {job.id} was fenced off")
                     claimed.append(job.id)
-                job_queue.unregister_worker(database, worker_id)
+                worker_liveness.unregister_worker(database, worker_id)
                 results[index] = {"claimed": claimed, "claim": claim_times}
             except BaseException as exc:
                 errors.append(exc)

@@ -47,8 +47,9 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 from batchdesk.jobs import runner as runner_module
 from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.jobs.image_pipeline import run_pipeline
+from batchdesk.jobs.job_execution import JobEvent
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
-from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
+from batchdesk.jobs.runner import Runner, RunnerConfig
 from benchsupport import (
     BenchServer,
     MachineCpu,

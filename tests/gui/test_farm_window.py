@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
 from batchdesk.domain.statuses import BatchStatus
-from batchdesk.storage import farm_controls, job_queue
+from batchdesk.storage import farm_controls, job_queue, worker_liveness
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
@@ -328,7 +328,7 @@ def test_a_jobs_attempts_are_listed_with_each_attempts_error_and_log(
 ) -> None:
     window, workspace = opened
     batch = make_batch(database, tmp_path / "a", count=1, prefix="AA_HIST").batches[0]
-    job_queue.register_worker(database, "render-07:4242:a1b2c3", 1)
+    worker_liveness.register_worker(database, "render-07:4242:a1b2c3", 1)
     first = job_queue.claim(database, "render-07:4242:a1b2c3")
     assert first is not None
     job_queue.fail(

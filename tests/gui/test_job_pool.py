@@ -8,7 +8,8 @@ from pathlib import Path
 import psycopg
 from pytestqt.qtbot import QtBot
 
-from batchdesk.jobs.runner import JobEvent, RunnerConfig
+from batchdesk.jobs.job_execution import JobEvent
+from batchdesk.jobs.runner import RunnerConfig
 from batchdesk.storage import batch_queries
 from batchdesk.storage.database import Database
 from tests.factories import make_batch, make_png

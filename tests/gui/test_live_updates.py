@@ -19,7 +19,7 @@ from pytestqt.qtbot import QtBot
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 
 from batchdesk.domain.batch_query import SortOrder
-from batchdesk.storage import job_queue, workers
+from batchdesk.storage import worker_liveness, workers
 from batchdesk.storage.database import Database
 from tests.database_fixtures import TestServer
 from tests.gui.test_batch_tree_model import (
@@ -113,11 +113,11 @@ def test_workers_coming_and_being_paused_arrive_apart_from_batch_changes(
     told: list[str] = []
     live.workers_changed.connect(lambda: told.append("workers"))
 
-    job_queue.register_worker(database, "render-07:4242:a1b2c3", 1)
+    worker_liveness.register_worker(database, "render-07:4242:a1b2c3", 1)
     qtbot.waitUntil(lambda: told == ["workers"])
     workers.set_desired_state(database, "render-07:4242:a1b2c3", "paused")
     qtbot.waitUntil(lambda: told == ["workers", "workers"])
-    job_queue.heartbeat(database, "render-07:4242:a1b2c3")  # the state it reports changes
+    worker_liveness.heartbeat(database, "render-07:4242:a1b2c3")  # the state it reports changes
     qtbot.waitUntil(lambda: len(told) == 3)
     assert heard.changed_ids() == set()  # no batch changed
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from batchdesk.settings import AppPaths, Settings
-from batchdesk.storage import job_queue
+from batchdesk.storage import worker_liveness
 from batchdesk.storage.database import Database
 from tests.database_fixtures import TestServer
 from tests.factories import make_batch, make_png
@@ -47,7 +47,7 @@ def test_a_viewer_sees_the_batches_runs_no_jobs_and_is_refused_changes_with_a_se
     artist = Database(studio.conninfo(studio.artist), "the artist's connection")
     try:
         [made] = make_batch(artist, tmp_path / "made", count=2, prefix="RO_VIEW").batches
-        job_queue.register_worker(artist, "render-07:4242:a1b2c3", 1)  # a render node's
+        worker_liveness.register_worker(artist, "render-07:4242:a1b2c3", 1)  # a render node's
     finally:
         artist.close()
     problems: list[str] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from batchdesk.storage import job_queue, workers
+from batchdesk.storage import job_queue, worker_liveness, workers
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
 from tests.gui.test_main_window import open_window
@@ -66,8 +66,8 @@ def test_the_panel_lists_every_live_worker_with_what_it_runs_and_has_done(
     database: Database,
 ) -> None:
     batch = make_batch(database, tmp_path / "a", count=3, prefix="WK_PANEL").batches[0]
-    job_queue.register_worker(database, NODE, 4)
-    job_queue.register_worker(database, WORKSTATION, 2, kind="window")
+    worker_liveness.register_worker(database, NODE, 4)
+    worker_liveness.register_worker(database, WORKSTATION, 2, kind="window")
     done = job_queue.claim(database, NODE)
     assert done is not None
     assert job_queue.complete(database, done, [])
@@ -98,7 +98,7 @@ def test_the_panel_lists_every_live_worker_with_what_it_runs_and_has_done(
         # Hidden, it reads nothing; shown again, it reads at once.
         panel.toggleViewAction().trigger()
         assert not panel.read_timer.isActive()
-        job_queue.unregister_worker(database, WORKSTATION)
+        worker_liveness.unregister_worker(database, WORKSTATION)
         panel.toggleViewAction().trigger()
         qtbot.waitUntil(lambda: list(texts(panel)) == [NODE], timeout=WAIT_MS)
     finally:
@@ -114,8 +114,8 @@ def test_pause_and_resume_reach_the_worker_and_show_what_it_obeys(
     database: Database,
 ) -> None:
     make_batch(database, tmp_path / "a", count=2, prefix="WK_STEER")
-    job_queue.register_worker(database, NODE, 1)
-    job_queue.register_worker(database, WORKSTATION, 1, kind="window")
+    worker_liveness.register_worker(database, NODE, 1)
+    worker_liveness.register_worker(database, WORKSTATION, 1, kind="window")
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
         panel = shown_panel(qtbot, window)
@@ -135,7 +135,7 @@ def test_pause_and_resume_reach_the_worker_and_show_what_it_obeys(
         )
         assert job_queue.claim(database, NODE) is None  # it claims nothing from now on
         # The worker's heartbeat: it obeys, and says so.
-        assert job_queue.heartbeat(database, NODE).desired_state == "paused"
+        assert worker_liveness.heartbeat(database, NODE).desired_state == "paused"
         qtbot.waitUntil(lambda: texts(panel)[NODE]["State"] == "paused", timeout=WAIT_MS)
         item = panel.list.topLevelItem(0)
         assert item is not None
@@ -154,7 +154,7 @@ def test_pause_and_resume_reach_the_worker_and_show_what_it_obeys(
         qtbot.waitUntil(
             lambda: texts(panel)[NODE]["State"] == "paused, running asked", timeout=WAIT_MS
         )
-        job_queue.heartbeat(database, NODE)
+        worker_liveness.heartbeat(database, NODE)
         qtbot.waitUntil(lambda: texts(panel)[NODE]["State"] == "running", timeout=WAIT_MS)
         assert job_queue.claim(database, NODE) is not None
         assert texts(panel)[NODE][HEADERS[STATE_COLUMN]] == "running"

@@ -20,6 +20,7 @@ from batchdesk.storage import (
     farm_controls,
     job_attempts,
     job_queue,
+    worker_liveness,
     workers,
 )
 from batchdesk.storage.database import Database
@@ -74,7 +75,7 @@ def test_a_multi_claim_takes_the_highest_priority_then_the_oldest_and_skips_paus
     farm_controls.set_priority(database, [high], 90)
     farm_controls.set_priority(database, [held], 99)
     farm_controls.pause(database, [held])
-    job_queue.register_worker(database, "w", 8)
+    worker_liveness.register_worker(database, "w", 8)
 
     first = job_queue.claim_many(database, "w", 3)
     rest = job_queue.claim_many(database, "w", 8)
@@ -93,7 +94,7 @@ def test_a_worker_told_to_pause_claims_nothing_however_many_slots_it_has(
     database: Database, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 3, "PL_DXB")
-    job_queue.register_worker(database, "host-a:1:aaa", 4)
+    worker_liveness.register_worker(database, "host-a:1:aaa", 4)
 
     workers.set_desired_state(database, "host-a:1:aaa", "paused")
 
@@ -133,7 +134,7 @@ def test_a_batch_of_completions_with_one_lost_lease_completes_the_others_and_not
 ) -> None:
     kept = new_batch(database, tmp_path, 3, "KE_KEPT")
     cancelled = new_batch(database, tmp_path, 1, "CA_CANCEL", seed=10)
-    job_queue.register_worker(database, "w", 4)
+    worker_liveness.register_worker(database, "w", 4)
     jobs = job_queue.claim_many(database, "w", 4)
     assert {job.batch_id for job in jobs} == {kept, cancelled}
     lost = next(job for job in jobs if job.batch_id == cancelled)
@@ -172,13 +173,13 @@ def test_a_zombie_in_a_batch_of_completions_changes_nothing_of_the_job_taken_ove
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 2, "ZO_ZOMBIE")
-    job_queue.register_worker(database, "zombie", 2)
+    worker_liveness.register_worker(database, "zombie", 2)
     first, second = job_queue.claim_many(database, "zombie", 2)
     # The zombie is declared dead: both jobs go back to the queue and another worker takes one.
-    job_queue.unregister_worker(database, "zombie")
-    reaped = job_queue.reap(database, 30.0, reaper="reaper")
-    assert reaped == job_queue.ReapResult(requeued=2, failed=0)
-    job_queue.register_worker(database, "heir", 1)
+    worker_liveness.unregister_worker(database, "zombie")
+    reaped = worker_liveness.reap(database, 30.0, reaper="reaper")
+    assert reaped == worker_liveness.ReapResult(requeued=2, failed=0)
+    worker_liveness.register_worker(database, "heir", 1)
     [taken_over] = job_queue.claim_many(database, "heir", 1)
 
     done = job_queue.complete_many(
@@ -201,7 +202,7 @@ def test_completions_across_batches_in_one_transaction_leave_every_count_exact(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batches = [new_batch(database, tmp_path, 5, f"C{i}_COUNT", seed=10 * i) for i in range(3)]
-    job_queue.register_worker(database, "w", 15)
+    worker_liveness.register_worker(database, "w", 15)
     jobs = job_queue.claim_many(database, "w", 15)
     failing, released = jobs[3], jobs[7]
     assert job_queue.fail(database, failing, "bad pixels", retryable=False) == "failed"

@@ -22,6 +22,7 @@ from batchdesk.storage import (
     job_attempts,
     job_queue,
     migrations_runner,
+    worker_liveness,
     workers,
 )
 from batchdesk.storage.database import Database
@@ -95,7 +96,7 @@ def test_workers_take_the_highest_priority_first_then_the_oldest(
     farm_controls.set_priority(database, [low], 10)
     farm_controls.set_priority(database, [high], 90)
     farm_controls.set_priority(database, [middle_new, middle_old], 60)
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
 
     order = [job.batch_id for job in claim_all(database, "w")]
 
@@ -108,7 +109,7 @@ def test_raising_a_batchs_priority_puts_its_waiting_jobs_ahead_of_the_queue(
 ) -> None:
     first = new_batch(database, tmp_path, 3, "FI_FIRST")
     urgent = new_batch(database, tmp_path, 3, "UR_URGENT", seed=10)
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     started = job_queue.claim(database, "w")
     assert started is not None
     assert started.batch_id == first
@@ -175,7 +176,7 @@ def test_a_paused_batch_keeps_its_queued_jobs_while_its_running_one_finishes(
 ) -> None:
     paused = new_batch(database, tmp_path, 3, "PA_PAUSED")
     other = new_batch(database, tmp_path, 1, "OT_OTHER", seed=10)
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     running = job_queue.claim(database, "w")
     assert running is not None
     assert running.batch_id == paused
@@ -213,7 +214,7 @@ def test_a_paused_batch_whose_jobs_all_finish_shows_how_it_finished_and_stays_pa
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch_id = new_batch(database, tmp_path, 1, "FI_FINISH")
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     running = job_queue.claim(database, "w")
     assert running is not None
     farm_controls.pause(database, [batch_id])
@@ -271,7 +272,7 @@ def test_a_completed_job_goes_back_to_the_queue_alone_with_fresh_attempts(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch_id = new_batch(database, tmp_path, 2, "RQ_REQUEUE")
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     first, second = claim_all(database, "w")
     assert job_queue.complete(database, first, [])
     assert job_queue.fail(database, second, "bad", retryable=False) == "failed"
@@ -293,7 +294,7 @@ def test_requeueing_a_running_or_unknown_job_is_refused_and_changes_nothing(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch_id = new_batch(database, tmp_path, 2, "RR_RUNNING")
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     running = job_queue.claim(database, "w")
     assert running is not None
     name = batch(database, batch_id).base_directory_name
@@ -319,7 +320,7 @@ def test_jobs_of_several_batches_go_back_by_id_all_or_none(
     # The window's Run Again: the selection holds job ids, of any batches.
     first_batch = new_batch(database, tmp_path, 1, "RI_ONE")
     second_batch = new_batch(database, tmp_path, 2, "RI_TWO")
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     one, two, three = claim_all(database, "w")
     assert job_queue.fail(database, one, "bad", retryable=False) == "failed"
     assert job_queue.complete(database, two, [])
@@ -351,8 +352,8 @@ def test_every_attempt_is_kept_and_the_jobs_error_is_the_last_attempts(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch_id = new_batch(database, tmp_path, 1, "AT_ATTEMPT")
-    job_queue.register_worker(database, "w1", 1)
-    job_queue.register_worker(database, "w2", 1)
+    worker_liveness.register_worker(database, "w1", 1)
+    worker_liveness.register_worker(database, "w2", 1)
 
     (one,) = claim_all(database, "w1")
     with database.connect() as connection:
@@ -393,12 +394,13 @@ def test_the_reaper_closes_a_dead_workers_attempt_as_lost_and_names_itself(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 1, "RE_REAPED")
-    job_queue.register_worker(database, "dead", 1)
+    worker_liveness.register_worker(database, "dead", 1)
     (lost,) = claim_all(database, "dead")
     with psycopg.connect(database_conninfo) as conn:
         conn.execute("UPDATE workers SET heartbeat_at = now() - interval '1 minute'")
 
-    assert job_queue.reap(database, 30, reaper="healthy:1:abc") == job_queue.ReapResult(1, 0)
+    reaped = worker_liveness.reap(database, 30, reaper="healthy:1:abc")
+    assert reaped == worker_liveness.ReapResult(1, 0)
 
     [attempt] = history(database, lost.id)
     assert attempt[:2] == (1, "lost")
@@ -412,7 +414,7 @@ def test_db_repair_closes_an_open_attempt_of_a_job_edited_by_hand(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 2, "HA_HAND")
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     running, other = claim_all(database, "w")
     with psycopg.connect(database_conninfo) as conn:
         conn.execute("UPDATE jobs SET status = 'completed' WHERE id = %s", (running.id,))
@@ -436,14 +438,14 @@ def test_a_paused_worker_claims_nothing_and_learns_it_at_its_heartbeat(
     database: Database, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 2, "WP_WORKER")
-    job_queue.register_worker(database, "host-a:1:aaa", 1)
-    job_queue.register_worker(database, "host-a:2:bbb", 1)
+    worker_liveness.register_worker(database, "host-a:1:aaa", 1)
+    worker_liveness.register_worker(database, "host-a:2:bbb", 1)
 
     steered = workers.set_desired_state(database, "host-a:1:aaa", "paused")
 
     assert [(w.id, w.was) for w in steered] == [("host-a:1:aaa", "running")]
     assert job_queue.claim(database, "host-a:1:aaa") is None
-    beat = job_queue.heartbeat(database, "host-a:1:aaa")
+    beat = worker_liveness.heartbeat(database, "host-a:1:aaa")
     assert (beat.was_known, beat.desired_state) == (True, "paused")
     assert job_queue.claim(database, "host-a:2:bbb") is not None
     with database.connect() as connection:
@@ -458,13 +460,13 @@ def test_a_paused_worker_declared_dead_stays_paused_when_it_is_listed_again(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     new_batch(database, tmp_path, 1, "WP_BACK")
-    job_queue.register_worker(database, "host-a:1:aaa", 1)
+    worker_liveness.register_worker(database, "host-a:1:aaa", 1)
     workers.set_desired_state(database, "host-a:1:aaa", "paused")
-    assert job_queue.heartbeat(database, "host-a:1:aaa").desired_state == "paused"
+    assert worker_liveness.heartbeat(database, "host-a:1:aaa").desired_state == "paused"
     with psycopg.connect(database_conninfo) as conn:  # the reaper removes a silent worker's row
         conn.execute("DELETE FROM workers WHERE id = 'host-a:1:aaa'")
 
-    beat = job_queue.heartbeat(database, "host-a:1:aaa", paused=True)  # it was still paused
+    beat = worker_liveness.heartbeat(database, "host-a:1:aaa", paused=True)  # it was still paused
 
     assert (beat.was_known, beat.desired_state) == (False, "paused")
     assert job_queue.claim(database, "host-a:1:aaa") is None  # the lead's pause still holds
@@ -478,8 +480,8 @@ def test_a_host_name_steers_every_live_worker_there_and_unknown_names_are_refuse
 ) -> None:
     here = socket.gethostname()
     for worker_id in (f"{here}:1:aaa", f"{here}:2:bbb"):
-        job_queue.register_worker(database, worker_id, 2)
-    job_queue.register_worker(database, f"{here}:3:ccc", 1)
+        worker_liveness.register_worker(database, worker_id, 2)
+    worker_liveness.register_worker(database, f"{here}:3:ccc", 1)
     with psycopg.connect(database_conninfo) as conn:  # silent for a minute: not live
         conn.execute(
             "UPDATE workers SET heartbeat_at = now() - interval '1 minute' WHERE id = %s",
@@ -501,8 +503,8 @@ def test_the_workers_list_shows_what_each_runs_and_did_today_and_this_week(
 ) -> None:
     batch_id = new_batch(database, tmp_path, 3, "WL_LIST")
     name = batch(database, batch_id).base_directory_name
-    job_queue.register_worker(database, "busy:1:aaa", 2, kind="window")
-    job_queue.register_worker(database, "idle:1:bbb", 1)
+    worker_liveness.register_worker(database, "busy:1:aaa", 2, kind="window")
+    worker_liveness.register_worker(database, "idle:1:bbb", 1)
     first, second, running = claim_all(database, "busy:1:aaa")
     assert job_queue.complete(database, first, [])
     assert job_queue.complete(database, second, [])
@@ -529,12 +531,12 @@ def test_worker_changes_are_announced_and_heartbeats_alone_are_not(
 ) -> None:
     with psycopg.connect(database_conninfo, autocommit=True) as listener:
         listener.execute(f"LISTEN {workers.CHANNEL}")
-        job_queue.register_worker(database, "w:1:a", 1)
-        job_queue.heartbeat(database, "w:1:a")
-        job_queue.heartbeat(database, "w:1:a")
+        worker_liveness.register_worker(database, "w:1:a", 1)
+        worker_liveness.heartbeat(database, "w:1:a")
+        worker_liveness.heartbeat(database, "w:1:a")
         workers.set_desired_state(database, "w:1:a", "paused")
-        job_queue.heartbeat(database, "w:1:a")  # the worker obeys: its state changes
-        job_queue.unregister_worker(database, "w:1:a")
+        worker_liveness.heartbeat(database, "w:1:a")  # the worker obeys: its state changes
+        worker_liveness.unregister_worker(database, "w:1:a")
         payloads = [n.payload for n in listener.notifies(timeout=10, stop_after=4)]
         payloads += [n.payload for n in listener.notifies(timeout=0.3)]
 
@@ -566,7 +568,7 @@ def test_copies_counts_and_attempts_stay_true_while_leads_steer_and_workers_run(
     def worker(number: int) -> None:
         own = Database(database_conninfo, "worker", keep_idle=1)
         name = f"w:{number}:x"
-        job_queue.register_worker(own, name, 1)
+        worker_liveness.register_worker(own, name, 1)
         rng = random.Random(number)
         try:
             while not stop.is_set():
@@ -672,11 +674,12 @@ def test_upgrading_a_studio_with_jobs_running_gives_each_its_open_attempt(
                 [attempt] = job_attempts.job_history(connection, jobs[0].id)
             assert (attempt.number, attempt.worker, attempt.outcome) == (1, "old:1:a", "running")
             assert batch(database, batch_id).priority == 50
-            job_queue.register_worker(database, "new:1:b", 1)
+            worker_liveness.register_worker(database, "new:1:b", 1)
             (claimed,) = claim_all(database, "new:1:b")
             assert (claimed.id, claimed.attempt) == (jobs[1].id, 1)
             # Its worker is not in the new list of workers: the reaper gives the job back.
-            assert job_queue.reap(database, 30, reaper="new:1:b") == job_queue.ReapResult(1, 0)
+            reaped = worker_liveness.reap(database, 30, reaper="new:1:b")
+            assert reaped == worker_liveness.ReapResult(1, 0)
             assert [(h[1], h[3]) for h in history(database, jobs[0].id)] == [("lost", "new:1:b")]
             healthy(database, pg_server.conninfo(name))
         finally:

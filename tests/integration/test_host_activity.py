@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from batchdesk.storage import host_activity, job_queue
+from batchdesk.storage import host_activity, job_queue, worker_liveness
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
 
@@ -35,11 +35,11 @@ def test_counts_this_computers_completions_by_any_of_its_workers(
     database: Database, tmp_path: Path
 ) -> None:
     make_batch(database, tmp_path, count=8)
-    finish_jobs(database, job_queue.new_worker_id(), 2)  # a window's worker
-    finish_jobs(database, job_queue.new_worker_id(), 1)  # a headless worker, stopped since
+    finish_jobs(database, worker_liveness.new_worker_id(), 2)  # a window's worker
+    finish_jobs(database, worker_liveness.new_worker_id(), 1)  # a headless worker, stopped since
     finish_jobs(database, "render-node-7:4242:abcdef", 2)  # another computer
-    finish_jobs(database, job_queue.new_worker_id(), 1, fail=True)
-    job_queue.claim(database, job_queue.new_worker_id())  # still running
+    finish_jobs(database, worker_liveness.new_worker_id(), 1, fail=True)
+    job_queue.claim(database, worker_liveness.new_worker_id())  # still running
 
     assert completed_today(database) == 3
     with database.connect() as connection:
@@ -53,7 +53,7 @@ def test_today_starts_at_the_studios_midnight(
 ) -> None:
     """The day batch names use (`batchdesk db timezone`), whatever the server's zone."""
     make_batch(database, tmp_path, count=2)
-    before, after = finish_jobs(database, job_queue.new_worker_id(), 2)
+    before, after = finish_jobs(database, worker_liveness.new_worker_id(), 2)
     with psycopg.connect(database_conninfo) as conn:
         if zone is not None:
             conn.execute(

@@ -8,7 +8,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from batchdesk.storage import batch_queries, job_queue
+from batchdesk.storage import batch_queries, job_queue, worker_liveness
 from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import ClaimedJob
 from tests.factories import make_batch
@@ -66,7 +66,7 @@ def test_every_job_is_claimed_exactly_once_however_many_claim_at_once(
         # Each claimer has its own connection, as each workstation would.
         own = Database(database_conninfo, "claimer", keep_idle=1)
         worker = f"claimer-{number}"
-        job_queue.register_worker(own, worker, 1)
+        worker_liveness.register_worker(own, worker, 1)
         start.wait()
         while (job := job_queue.claim(own, worker)) is not None:
             assert job_queue.complete(own, job, [])
@@ -91,12 +91,12 @@ def test_a_worker_declared_dead_cannot_finish_the_job_it_lost(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=1).batches[0]
-    job_queue.register_worker(database, "zombie", 1)
+    worker_liveness.register_worker(database, "zombie", 1)
     (lost,) = claim_all(database, "zombie")
     age_worker(database_conninfo, "zombie", 60)
 
-    assert job_queue.reap(database, liveness_timeout=30) == job_queue.ReapResult(1, 0)
-    job_queue.register_worker(database, "healthy", 1)
+    assert worker_liveness.reap(database, liveness_timeout=30) == worker_liveness.ReapResult(1, 0)
+    worker_liveness.register_worker(database, "healthy", 1)
     (again,) = claim_all(database, "healthy")
     assert again.id == lost.id
     assert again.lease_token != lost.lease_token
@@ -105,7 +105,7 @@ def test_a_worker_declared_dead_cannot_finish_the_job_it_lost(
     assert job_queue.complete(database, lost, []) is False
     assert job_queue.fail(database, lost, "zombie says no", retryable=False) is None
     assert job_queue.release(database, lost) is False
-    assert job_queue.heartbeat(database, "zombie").was_known is False
+    assert worker_liveness.heartbeat(database, "zombie").was_known is False
     assert job_rows(database_conninfo, batch.id)[0][1:3] == ("processing", 2)
 
     assert job_queue.complete(database, again, []) is True
@@ -118,27 +118,27 @@ def test_the_reaper_leaves_live_workers_alone_and_fails_jobs_out_of_attempts(
     batch = make_batch(database, tmp_path, count=2).batches[0]
     with psycopg.connect(database_conninfo) as conn:
         conn.execute("UPDATE jobs SET max_attempts = 1 WHERE batch_id = %s", (batch.id,))
-    job_queue.register_worker(database, "alive", 1)
-    job_queue.register_worker(database, "dead", 1)
+    worker_liveness.register_worker(database, "alive", 1)
+    worker_liveness.register_worker(database, "dead", 1)
     job_queue.claim(database, "alive")
     job_queue.claim(database, "dead")
     age_worker(database_conninfo, "dead", 120)
 
-    assert job_queue.reap(database, liveness_timeout=30) == job_queue.ReapResult(0, 1)
+    assert worker_liveness.reap(database, liveness_timeout=30) == worker_liveness.ReapResult(0, 1)
 
     statuses = [row[1] for row in job_rows(database_conninfo, batch.id)]
     assert sorted(statuses) == ["failed", "processing"]
     failed = next(row for row in job_rows(database_conninfo, batch.id) if row[1] == "failed")
     assert failed[3] is not None
     assert "stopped responding" in failed[3]
-    assert job_queue.heartbeat(database, "alive").was_known is True
+    assert worker_liveness.heartbeat(database, "alive").was_known is True
 
 
 def test_only_one_reaper_runs_at_a_time(database: Database, database_conninfo: str) -> None:
     with psycopg.connect(database_conninfo) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (job_queue.REAPER_LOCK_KEY,))
-        assert job_queue.reap(database, liveness_timeout=30) is None
-    assert job_queue.reap(database, liveness_timeout=30) == job_queue.ReapResult(0, 0)
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (worker_liveness.REAPER_LOCK_KEY,))
+        assert worker_liveness.reap(database, liveness_timeout=30) is None
+    assert worker_liveness.reap(database, liveness_timeout=30) == worker_liveness.ReapResult(0, 0)
 
 
 def test_a_failure_worth_retrying_goes_back_to_the_queue_later_until_attempts_run_out(
@@ -147,7 +147,7 @@ def test_a_failure_worth_retrying_goes_back_to_the_queue_later_until_attempts_ru
     batch = make_batch(database, tmp_path, count=1).batches[0]
     with psycopg.connect(database_conninfo) as conn:
         conn.execute("UPDATE jobs SET max_attempts = 2 WHERE batch_id = %s", (batch.id,))
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
 
     (first,) = claim_all(database, "w")
     assert job_queue.fail(database, first, "disk full", retryable=True) == "queued"
@@ -164,7 +164,7 @@ def test_a_released_job_is_queued_again_without_using_an_attempt(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=1).batches[0]
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     (job,) = claim_all(database, "w")
     assert job_queue.release(database, job) is True
     assert job_rows(database_conninfo, batch.id)[0][1:3] == ("queued", 0)
@@ -175,7 +175,7 @@ def test_retry_queues_only_failed_jobs_with_fresh_attempts(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=3).batches[0]
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     first, second, third = claim_all(database, "w")
     job_queue.fail(database, first, "bad file", retryable=False)
     job_queue.fail(database, second, "bad file", retryable=False)
@@ -195,12 +195,12 @@ def test_cancel_stops_queued_and_running_jobs_and_fences_the_running_ones(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     batch = make_batch(database, tmp_path, count=3).batches[0]
-    job_queue.register_worker(database, "w", 1)
+    worker_liveness.register_worker(database, "w", 1)
     running = job_queue.claim(database, "w")
     assert running is not None
 
     assert job_queue.cancel_batch(database, batch.id) == job_queue.CancelResult(2, 1)
-    assert job_queue.still_held(database, [running]) == set()
+    assert worker_liveness.still_held(database, [running]) == set()
     assert job_queue.complete(database, running, []) is False
     assert batch_status(database, batch.id)[0] == "cancelled"
 
@@ -216,7 +216,7 @@ def test_cancel_and_retry_racing_with_finishing_workers_never_deadlock(
     def worker(number: int) -> None:
         own = Database(database_conninfo, "worker", keep_idle=1)
         name = f"w{number}"
-        job_queue.register_worker(own, name, 1)
+        worker_liveness.register_worker(own, name, 1)
         try:
             while not stop.is_set():
                 job = job_queue.claim(own, name)
@@ -262,7 +262,7 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
     database: Database, database_conninfo: str, tmp_path: Path
 ) -> None:
     make_batch(database, tmp_path, count=20)
-    job_queue.register_worker(database, "slow", 1)
+    worker_liveness.register_worker(database, "slow", 1)
     reaper = Database(database_conninfo, "reaper", keep_idle=1)
     outcomes: list[tuple[int, bool]] = []
     try:
@@ -283,7 +283,7 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
 
             def reap(go: threading.Barrier = start) -> None:
                 go.wait()
-                job_queue.reap(reaper, liveness_timeout=30)
+                worker_liveness.reap(reaper, liveness_timeout=30)
 
             threads = [threading.Thread(target=finish), threading.Thread(target=reap)]
             for thread in threads:
@@ -291,7 +291,7 @@ def test_the_reaper_racing_a_finishing_worker_never_both_completes_and_requeues(
             for thread in threads:
                 thread.join(timeout=60)
             outcomes.append((job.id, finished[0]))
-            job_queue.register_worker(database, "slow", 1)  # back for the next round
+            worker_liveness.register_worker(database, "slow", 1)  # back for the next round
     finally:
         reaper.close()
 

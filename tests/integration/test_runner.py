@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from batchdesk.domain.file_selection import select_files
-from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
+from batchdesk.jobs.job_execution import JobEvent
+from batchdesk.jobs.runner import Runner, RunnerConfig
 from batchdesk.storage import batch_queries, blob_store
 from batchdesk.storage.database import Database
 from batchdesk.storage.submission import SubmissionRequest, SubmissionResult, submit

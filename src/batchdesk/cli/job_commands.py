@@ -11,7 +11,8 @@ from batchdesk.cli.interruptible_wait import wait_interruptibly
 from batchdesk.cli.output import err
 from batchdesk.domain.units import plural
 from batchdesk.export.delivery import AutoDelivery, DeliveryEvent
-from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
+from batchdesk.jobs.job_execution import JobEvent
+from batchdesk.jobs.runner import Runner, RunnerConfig
 from batchdesk.storage import batch_queries, job_queue
 
 

@@ -39,7 +39,8 @@ from batchdesk.storage.database import Database
 
 if TYPE_CHECKING:  # imported by start(): the image pipelines load after the window's first page
     from batchdesk.export.delivery import AutoDelivery
-    from batchdesk.jobs.runner import JobEvent, Runner, RunnerConfig
+    from batchdesk.jobs.job_execution import JobEvent
+    from batchdesk.jobs.runner import Runner, RunnerConfig
 
 log = logging.getLogger(__name__)
 

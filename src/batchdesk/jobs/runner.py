@@ -15,17 +15,16 @@ QThreadPool through the same `TaskPool` protocol. Three small threads keep it go
   from any workstation): a paused worker finishes its running jobs and claims nothing new. A
   NOTIFY on `batchdesk_workers` brings that news at once; the heartbeat at the latest.
 
-Nothing a job produces is lost to a database outage: a completion that cannot reach the database
-is retried until it can, or until the job turns out to be someone else's (then it is dropped).
+Running one job (its input, memory estimate, pipeline and outputs) is job_execution's. Nothing a
+job produces is lost to a database outage: a completion that cannot reach the database is
+retried until it can, or until the job turns out to be someone else's (then it is dropped).
 """
 
 import contextlib
 import json
 import logging
 import shutil
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,24 +33,18 @@ from typing import Protocol, TypeVar
 
 import psycopg
 
-from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, NotFound
-from batchdesk.jobs import attempt_log, temp_folders
+from batchdesk.jobs import temp_folders
 from batchdesk.jobs.completion_batches import CompletionBatches
-from batchdesk.jobs.image_input import png_header_size
-from batchdesk.jobs.image_pipeline import run_pipeline
-from batchdesk.jobs.job_failures import JobFailed, StopRequested
-from batchdesk.jobs.job_warnings import recorded_warnings
-from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory, over_budget_message
-from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
-from batchdesk.storage import blob_store, file_bytes, job_queue, pipeline_store, workers
+from batchdesk.jobs.job_execution import CONNECTION_ERRORS, JobEvent, JobExecution, until_done
+from batchdesk.jobs.memory_estimate import over_budget_message
+from batchdesk.storage import job_queue, worker_liveness, workers
 from batchdesk.storage.database import Database
-from batchdesk.storage.job_queue import ClaimedJob, Completion, StoredOutput
+from batchdesk.storage.job_queue import ClaimedJob
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIB = 1 << 20
-_CONNECTION_ERRORS = (DatabaseUnavailable, psycopg.OperationalError)
 
 
 class TaskPool(Protocol):
@@ -88,19 +81,6 @@ class RunnerConfig:
     work_dir: Path | None = None  # None: the system's temporary folder
 
 
-@dataclass(frozen=True)
-class JobEvent:
-    """Something that happened to a job on this worker, for progress lines and the window."""
-
-    kind: str  # started, completed, failed, requeued, released, dropped
-    job_id: int
-    batch: str
-    file_name: str
-    message: str = ""
-    seconds: float = 0.0
-    outputs: int = 0
-
-
 class Runner:
     """Runs queued jobs on a task pool until stopped."""
 
@@ -117,7 +97,7 @@ class Runner:
     ) -> None:
         self.database = database
         self.config = config or RunnerConfig()
-        self.worker_id = job_queue.new_worker_id(worker_name)
+        self.worker_id = worker_liveness.new_worker_id(worker_name)
         self.kind = kind  # window or headless, as the studio's worker list shows it
         # Told "running" or "paused" when the studio's request for this worker changes.
         self._on_state = on_state or (lambda _state: None)
@@ -141,11 +121,20 @@ class Runner:
             lambda batch: self._until_done(lambda: job_queue.complete_many(self.database, batch)),
             lambda: self.busy,
         )
+        self._execution = JobExecution(
+            database,
+            max_pixels=self.config.max_pixels,
+            work_dir=self._work_dir,
+            complete=self._completions.complete,
+            stopping=self._stopping,
+            is_revoked=lambda job_id: job_id in self._revoked,
+            on_event=self._on_event,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        job_queue.register_worker(
+        worker_liveness.register_worker(
             self.database, self.worker_id, self.config.threads, kind=self.kind
         )
         self._completions.start()
@@ -163,7 +152,7 @@ class Runner:
         self._stopping.set()
         self._wake.set()
         self._beat_soon.set()
-        with contextlib.suppress(*_CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             self._heartbeat()  # the studio's worker list says so while running jobs wind down
         dispatcher, *others = self._threads
         dispatcher.join()  # no new job starts after this
@@ -172,8 +161,8 @@ class Runner:
         for thread in others:
             thread.join(timeout=self.config.heartbeat_interval + 5)
         try:
-            job_queue.unregister_worker(self.database, self.worker_id)
-        except _CONNECTION_ERRORS:
+            worker_liveness.unregister_worker(self.database, self.worker_id)
+        except CONNECTION_ERRORS:
             log.warning("could not unregister %s: the reaper will tidy up", self.worker_id)
         shutil.rmtree(self._work_dir, ignore_errors=True)
 
@@ -194,7 +183,7 @@ class Runner:
             self._wake.clear()
             try:
                 started = self._start_some()
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("claiming failed, retrying: %s", exc)
                 started = False
             if started:
@@ -222,7 +211,7 @@ class Runner:
 
     def _start(self, job: ClaimedJob) -> bool:
         """Start a claimed job once it fits the memory budget; False, given back, if stopping."""
-        memory = self._until_done(lambda: self._estimate(job))
+        memory = self._until_done(lambda: self._execution.estimate(job))
         budget = self.config.memory_budget
         refusal = None
         if memory is not None and memory.peak > budget:
@@ -252,29 +241,12 @@ class Runner:
         with self._lock:
             self._claimed.discard(job.id)
 
-    def _estimate(self, job: ClaimedJob) -> MemoryEstimate | None:
-        """Estimate a job's peak image memory from its input's header and its pipeline's steps.
-
-        None when it cannot matter: no usable header, too many pixels, no valid pipeline. The
-        job then fails on its own before it decodes anything.
-        """
-        with self.database.connect() as connection:
-            size = png_header_size(job_queue.input_header(connection, job.input_sha256))
-            try:
-                row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
-                spec = parse_pipeline(row.name, row.description, row.version, row.steps)
-            except (NotFound, InvalidRequest):
-                return None
-        if size is None or size[0] * size[1] > self.config.max_pixels:
-            return None
-        return estimate_job_memory(spec, *size)
-
     def _check_drained(self) -> None:
         if self.busy:
             return
         try:
             counts = job_queue.job_counts(self.database)
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             return
         if counts.get("queued", 0) == 0 and counts.get("processing", 0) == 0:
             self.drained.set()
@@ -282,49 +254,9 @@ class Runner:
     # -- one job -----------------------------------------------------------------------------
 
     def _run(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
-        # Pillow's warnings and what the job's tools say are kept with this attempt as its log
-        # (attempt_log.recorded(), passed to the job's completion, failure or release).
-        with recorded_warnings() as warned, attempt_log.recording(warnings=warned):
-            self._run_recorded(job, reserved, refusal)
-        for warning in dict.fromkeys(warned):  # once each: the file is opened more than once
-            # Kept with the job rather than printed (see job_warnings).
-            log.warning(
-                "%s / %s: Pillow warned: %s", job.base_directory_name, job.file_name, warning
-            )
-
-    def _run_recorded(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
-        began = time.monotonic()
-        work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._work_dir))
-        self._emit("started", job)
         try:
-            if refusal is not None:
-                raise JobFailed(refusal)  # it can never fit this worker's memory budget
-            self._run_pipeline(job, work_dir, began)
-        except StopRequested:
-            if job.id in self._revoked:
-                self._emit("dropped", job, "cancelled or taken over while running")
-            else:
-                self._until_done(
-                    lambda: job_queue.release(self.database, job, log=attempt_log.recorded())
-                )
-                self._emit("released", job, "given back to the queue (worker stopping)")
-        except JobFailed as exc:
-            self._record_failure(job, str(exc), retryable=exc.retryable, began=began)
-        except (NotFound, InvalidRequest) as exc:
-            # The pipeline is gone or invalid: running the job again cannot help until a
-            # person fixes the pipeline and retries the batch.
-            self._record_failure(job, str(exc), retryable=False, began=began)
-        except KnownError as exc:
-            self._record_failure(job, str(exc), retryable=True, began=began)
-        except Exception as exc:
-            log.exception("bug while running job %s", job.id)
-            message = (
-                f"batchdesk hit an internal error on {job.file_name} ({exc.__class__.__name__}: "
-                f"{exc}); the details are in the worker's log."
-            )
-            self._record_failure(job, message, retryable=False, began=began)
+            self._execution.run(job, refusal)
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
             with self._lock:
                 self._running.pop(job.id, None)
                 self._revoked.discard(job.id)
@@ -332,94 +264,8 @@ class Runner:
                 self._lock.notify_all()
             self._wake.set()
 
-    def _should_stop(self, job: ClaimedJob) -> Callable[[], bool]:
-        return lambda: self._stopping.is_set() or job.id in self._revoked
-
-    def _run_pipeline(self, job: ClaimedJob, work_dir: Path, began: float) -> None:
-        input_path = work_dir / "input.png"
-        spec = self._until_done(lambda: self._fetch(job, input_path))
-        outputs = run_pipeline(
-            spec,
-            input_path,
-            work_dir,
-            file_name=job.file_name,
-            max_pixels=self.config.max_pixels,
-            should_stop=self._should_stop(job),
-        )
-        stored = [
-            (
-                StoredOutput(o.name, blob_store.hash_file(o.path), o.media_type, o.width, o.height),
-                o.path,
-            )
-            for o in outputs
-        ]
-        completed = self._complete(Completion(job, stored, attempt_log.recorded()))
-        seconds = time.monotonic() - began
-        if completed:
-            self._emit("completed", job, seconds=seconds, outputs=len(stored))
-        else:
-            self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
-
-    def _complete(self, completion: Completion) -> bool:
-        """Complete a job with those finishing at the same moment; False if fenced off."""
-        return self._completions.complete(completion)
-
-    def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
-        with self.database.connect() as connection:
-            row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
-            # One streamed query: the server sends the next chunks while this one is written.
-            with input_path.open("wb") as out:
-                paths = self.database.share_paths
-                for chunk in file_bytes.chunk_views(connection, job.input_sha256, paths):
-                    out.write(chunk)
-        return parse_pipeline(row.name, row.description, row.version, row.steps)
-
-    def _record_failure(
-        self, job: ClaimedJob, message: str, *, retryable: bool, began: float
-    ) -> None:
-        status = self._until_done(
-            lambda: job_queue.fail(
-                self.database, job, message, retryable=retryable, log=attempt_log.recorded()
-            )
-        )
-        seconds = time.monotonic() - began
-        if status == "queued":
-            self._emit("requeued", job, message, seconds=seconds)
-        elif status == "failed":
-            self._emit("failed", job, message, seconds=seconds)
-        else:
-            self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
-
     def _until_done(self, action: Callable[[], T]) -> T:
-        """Run a database action, waiting out outages: what a job produced is never dropped."""
-        delay = 0.5
-        while True:
-            try:
-                return action()
-            except _CONNECTION_ERRORS as exc:
-                if self._stopping.is_set() and delay > 8:
-                    raise
-                log.warning("database unavailable, retrying in %.1f s: %s", delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def _emit(
-        self,
-        kind: str,
-        job: ClaimedJob,
-        message: str = "",
-        *,
-        seconds: float = 0.0,
-        outputs: int = 0,
-    ) -> None:
-        try:
-            self._on_event(
-                JobEvent(
-                    kind, job.id, job.base_directory_name, job.file_name, message, seconds, outputs
-                )
-            )
-        except Exception:
-            log.exception("event handler failed")
+        return until_done(action, self._stopping)
 
     # -- heartbeat and reaper ----------------------------------------------------------------
 
@@ -429,14 +275,14 @@ class Runner:
             beats += 1
             try:
                 self._beat(reap=beats % 2 == 1)
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("heartbeat failed: %s", exc)
             # Sooner when the studio's request for this worker changed (see the listener).
             self._beat_soon.wait(self.config.heartbeat_interval)
             self._beat_soon.clear()
 
-    def _heartbeat(self, running: list[ClaimedJob] | None = None) -> job_queue.Beat:
-        return job_queue.heartbeat(
+    def _heartbeat(self, running: list[ClaimedJob] | None = None) -> worker_liveness.Beat:
+        return worker_liveness.heartbeat(
             self.database,
             self.worker_id,
             threads=self.config.threads,
@@ -459,7 +305,7 @@ class Runner:
         with self._lock:
             self._revoked.update(job.id for job in running if job.id not in beat.held)
         if reap:
-            result = job_queue.reap(
+            result = worker_liveness.reap(
                 self.database, self.config.liveness_timeout, reaper=self.worker_id, held=held
             )
             if result and (result.requeued or result.failed):

@@ -1,6 +1,6 @@
 """What the workers of one computer did: the jobs they completed today.
 
-A worker's id starts with the name of the computer it runs on (`job_queue.new_worker_id`:
+A worker's id starts with the name of the computer it runs on (`worker_liveness.new_worker_id`:
 `host:pid:random`), and a job keeps the id of the worker that completed it, so the count covers
 every worker of the computer (its windows and its headless `batchdesk worker`s), also those that
 have stopped since. "Today" is the studio's, as for batch names (`batchdesk db timezone`).

@@ -1,7 +1,7 @@
 """The studio's workers as rows to watch and steer: who runs where, what they do, pause/resume.
 
 Each worker (a window's thread pool or a `batchdesk worker`) keeps its row in `workers` up to
-date at every heartbeat (`job_queue.heartbeat`), and reads `desired_state` there: pausing a
+date at every heartbeat (`worker_liveness.heartbeat`), and reads `desired_state` there: pausing a
 worker is writing that column, from any workstation. The change is announced on the
 `batchdesk_workers` channel, so a worker that hears it obeys at once; one that does not, at its
 next heartbeat. A worker that stops leaves the list; one that dies is removed by the reaper of
