@@ -1,8 +1,13 @@
-"""Benchmark: submitting 1,000 PNGs of ~1 MB, against a bare COPY of the same bytes.
+"""Benchmark: submitting 1,000 PNGs of ~1 MB, against a bare COPY or `cp` of the same bytes.
 
-Targets (foundation issue): submission takes at most 1.5x the time of one bare
-`COPY ... FROM STDIN (FORMAT BINARY)` of the same files into a scratch table on the same server
-in the same run, and the submitting process's peak memory stays under 200 MB.
+Two cases, each against its own baseline measured in the same run:
+
+- `database` (foundation issue): submission takes at most 1.5x the time of one bare
+  `COPY ... FROM STDIN (FORMAT BINARY)` of the same files into a scratch table on the same
+  server, and the submitting process's peak memory stays under 200 MB.
+- `store` (issue 17): with a folder file store, submission takes at most 1.3x the time of `cp`
+  of the same files into a folder beside the store plus `sync`, and the database grows by less
+  than 1 MB per 1,000 files.
 
 Each round starts from empty databases: one with a scratch table (name text, data bytea with
 STORAGE EXTERNAL, like blob_chunks) for the baseline, one freshly migrated for batchdesk. Both
@@ -11,7 +16,12 @@ a CHECKPOINT before each keeps one part from paying for the other's dirty buffer
 alternates between rounds. The submission runs in a child process of its own (select_files,
 SubmissionRequest, submit), which reports its time and its peak resident memory (VmHWM).
 
-    .venv/bin/python bench/bench_submit.py [--files N] [--repeat K] [--database-url URL]
+The store case works the same way with a fresh store folder and a fresh `cp` folder per round,
+side by side under `--store-parent` (default: a new folder in /var/tmp, on the local disk); an
+`os.sync()` before each timed part keeps one part from paying for the other's dirty pages.
+
+    .venv/bin/python bench/bench_submit.py [--case database|store|both] [--files N]
+        [--repeat K] [--database-url URL] [--store-parent FOLDER]
 """
 
 import argparse
@@ -34,11 +44,14 @@ from PIL import Image
 from batchdesk.domain.file_selection import select_files
 from batchdesk.storage import file_bytes
 from batchdesk.storage.database import Database
+from batchdesk.storage.file_bytes import FileStoreSetting
 from batchdesk.storage.submission import SubmissionRequest, submit
 from benchsupport import BenchServer, bench_server, median, seconds, verdict
 
 TARGET_RATIO = 1.5
 TARGET_PEAK_MB = 200.0
+TARGET_STORE_RATIO = 1.3
+TARGET_GROWTH_MB_PER_1000 = 1.0
 # 600 x 560 RGB noise stored with compress_level=0: 1,008,000 bytes of pixels, ~1.01 MB a file.
 WIDTH, HEIGHT = 600, 560
 MB = 1_000_000
@@ -109,6 +122,8 @@ def copy_baseline(server: BenchServer, name: str, files: list[Path]) -> dict[str
 def submit_in_child(server: BenchServer, name: str, folder: Path) -> dict[str, Any]:
     """Run the submission in a fresh process so its peak memory is its own."""
     server.checkpoint()
+    with psycopg.connect(server.conninfo(name)) as conn:
+        size_before = _database_size(conn)
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", folder],
         # In the environment rather than the arguments, where `ps` would show a password.
@@ -126,11 +141,27 @@ def submit_in_child(server: BenchServer, name: str, folder: Path) -> dict[str, A
             "SELECT (SELECT count(*) FROM blob_chunks), "
             "(SELECT coalesce(sum(octet_length(data)), 0) FROM blob_chunks), "
             "(SELECT sum(total_files) FROM batches), "
-            "pg_total_relation_size('blob_chunks')"
+            "pg_total_relation_size('blob_chunks'), "
+            "(SELECT coalesce(sum(size), 0) FROM blobs WHERE location = 'store')"
         ).fetchone()
+        growth = _database_size(conn) - size_before
     assert row is not None
-    report.update(chunks=row[0], bytes=int(row[1]), jobs=int(row[2] or 0), on_disk=row[3])
+    report.update(
+        chunks=row[0],
+        bytes=int(row[1]),
+        jobs=int(row[2] or 0),
+        on_disk=row[3],
+        store_bytes=int(row[4]),
+        growth=growth,
+    )
     return report
+
+
+def _database_size(conn: psycopg.Connection[Any]) -> int:
+    """The database's size on disk: relations grow their files as pages are added."""
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _peak_rss_kb() -> int:
@@ -203,15 +234,25 @@ def run(args: argparse.Namespace) -> int:
         files = sorted(workdir.iterdir())
         took = time.perf_counter() - started
         print(f"  {len(files):,} files, {total / MB:,.0f} MB, in {took:.1f} s (not timed)")
+        print(f"  load average before: {_load_average()}")
+        ok = True
         with bench_server(args.database_url) as server:
             print(f"Server: {server.description}")
             if not server.can_checkpoint:
                 print("  (no CHECKPOINT privilege: timed parts may pay for earlier writes)")
-            rounds = [measure_round(server, workdir, files, index) for index in range(args.repeat)]
-            ok = summarise(server, rounds, len(files), total)
+            if args.case in ("database", "both"):
+                rounds = [measure_round(server, workdir, files, i) for i in range(args.repeat)]
+                ok = summarise(server, rounds, len(files), total) and ok
+            if args.case in ("store", "both"):
+                ok = run_store_case(server, args, workdir, files, total) and ok
+        print(f"  load average after: {_load_average()}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
+
+
+def _load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def measure_round(
@@ -293,10 +334,146 @@ def summarise(server: BenchServer, rounds: list[dict[str, Any]], count: int, tot
     return stored_ok and ratio <= TARGET_RATIO and peak < TARGET_PEAK_MB
 
 
+# -- the folder store case (issue 17) -----------------------------------------------------------
+
+
+def run_store_case(
+    server: BenchServer, args: argparse.Namespace, folder: Path, files: list[Path], total: int
+) -> bool:
+    parent = Path(
+        args.store_parent or tempfile.mkdtemp(prefix="batchdesk-bench-store-", dir="/var/tmp")
+    )
+    parent.mkdir(parents=True, exist_ok=True)
+    print(f"Store case: store and cp folders under {parent} ({_file_system(parent)})", flush=True)
+    try:
+        rounds = [
+            measure_store_round(server, parent, folder, files, index)
+            for index in range(args.repeat)
+        ]
+    finally:
+        if not args.store_parent:
+            shutil.rmtree(parent, ignore_errors=True)
+    return summarise_store(rounds, len(files), total)
+
+
+def _file_system(folder: Path) -> str:
+    """The type of the file system holding `folder` (GNU stat), e.g. ext2/ext3 for ext4."""
+    done = subprocess.run(["stat", "-f", "-c", "%T", str(folder)], capture_output=True, text=True)
+    return done.stdout.strip() or "file system unknown"
+
+
+def cp_baseline(target: Path, files: list[Path]) -> dict[str, Any]:
+    """Time `cp` of the files into an empty folder plus `sync`, as a shell script would."""
+    target.mkdir()
+    os.sync()  # the previous part's dirty pages are not this part's to write
+    start = time.perf_counter()
+    subprocess.run(["cp", "--", *map(str, files), str(target)], check=True)
+    copied = time.perf_counter()
+    subprocess.run(["sync"], check=True)
+    end = time.perf_counter()
+    size = sum(p.stat().st_size for p in target.iterdir())
+    return {"seconds": end - start, "cp": copied - start, "sync": end - copied, "bytes": size}
+
+
+def measure_store_round(
+    server: BenchServer, parent: Path, folder: Path, files: list[Path], index: int
+) -> dict[str, Any]:
+    store = parent / f"store-{index}"
+    copies = parent / f"cp-{index}"
+    store.mkdir()
+    submit_db = server.create_migrated_database("store")
+    try:
+        database = server.open(submit_db)
+        try:
+            with database.begin() as connection:
+                file_bytes.write_setting(connection, FileStoreSetting(file_bytes.STORE, str(store)))
+        finally:
+            database.close()
+        if index % 2 == 0:
+            baseline = cp_baseline(copies, files)
+            os.sync()
+            submitted = submit_in_child(server, submit_db, folder)
+        else:
+            os.sync()
+            submitted = submit_in_child(server, submit_db, folder)
+            baseline = cp_baseline(copies, files)
+        in_store = [p for p in store.rglob("*") if p.is_file()]
+        leftovers = [p for p in in_store if p.name.startswith(".")]
+        stored_bytes = sum(p.stat().st_size for p in in_store)
+    finally:
+        server.drop_database(submit_db)
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(copies, ignore_errors=True)
+    ratio = submitted["seconds"] / baseline["seconds"]
+    ok = (
+        submitted["jobs"] == len(files)
+        and submitted["chunks"] == 0
+        and submitted["store_bytes"] == baseline["bytes"] == stored_bytes
+        and not leftovers
+    )
+    print(
+        f"round {index + 1}: cp+sync {seconds(baseline['seconds'])} "
+        f"(cp {seconds(baseline['cp'])}, sync {seconds(baseline['sync'])}), "
+        f"submit {seconds(submitted['seconds'])} "
+        f"(select {seconds(submitted['select'])}, "
+        f"hash+store {seconds(submitted['upload'])}, "
+        f"create batch {seconds(submitted['create_batch'])}), "
+        f"ratio {ratio:.2f}; database grew {submitted['growth'] / MB:.2f} MB; "
+        f"submit CPU {seconds(submitted['cpu'])}; load {_load_average()}"
+        + ("" if ok else "  [STORED FILES DO NOT MATCH]"),
+        flush=True,
+    )
+    return {"cp": baseline, "submit": submitted, "ratio": ratio, "ok": ok}
+
+
+def summarise_store(rounds: list[dict[str, Any]], count: int, total: int) -> bool:
+    cp_s = median([r["cp"]["seconds"] for r in rounds])
+    submit_s = median([r["submit"]["seconds"] for r in rounds])
+    ratio = median([r["ratio"] for r in rounds])
+    growth = max(r["submit"]["growth"] for r in rounds) / MB * 1000 / count
+    upload = median([r["submit"]["upload"] for r in rounds])
+    create = median([r["submit"]["create_batch"] for r in rounds])
+    print()
+    print(
+        f"Submit with a folder store: {count:,} PNGs, {total / MB:,.0f} MB, {len(rounds)} round(s)"
+    )
+    print(f"  cp + sync (median)      {seconds(cp_s)}  ({total / MB / cp_s:,.0f} MB/s)")
+    print(
+        f"  submit() (median)       {seconds(submit_s)}  ({total / MB / submit_s:,.0f} MB/s; "
+        f"hash+store {seconds(upload)}, create batch {seconds(create)})"
+    )
+    print(
+        f"  submit / (cp + sync)    {ratio:.2f}x (median of per-round ratios; rounds "
+        + ", ".join(f"{r['ratio']:.2f}" for r in rounds)
+        + f")   target <= {TARGET_STORE_RATIO}x   {verdict(ratio, TARGET_STORE_RATIO)}"
+    )
+    print(
+        f"  database growth         {growth:.2f} MB per 1,000 files (largest round)   "
+        f"target < {TARGET_GROWTH_MB_PER_1000:.0f} MB   "
+        f"{verdict(growth, TARGET_GROWTH_MB_PER_1000)}"
+    )
+    stored_ok = all(r["ok"] for r in rounds)
+    if not stored_ok:
+        print("  ERROR: the stored files or job counts did not match the files")
+    return stored_ok and ratio <= TARGET_STORE_RATIO and growth < TARGET_GROWTH_MB_PER_1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=1000, help="how many PNGs (default 1000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument(
+        "--case",
+        choices=("database", "store", "both"),
+        default="both",
+        help="files kept in the database (against COPY), in a folder store (against cp + sync), "
+        "or both (default)",
+    )
+    parser.add_argument(
+        "--store-parent",
+        metavar="FOLDER",
+        help="where the store and cp folders are made (default: a new folder in /var/tmp)",
+    )
     parser.add_argument(
         "--database-url",
         help="server to use (databases are created and dropped on it); default: a temporary "
