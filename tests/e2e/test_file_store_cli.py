@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from batchdesk.storage.store_identity import MARKER_NAME
 from tests.e2e.processes import run_together
 from tests.factories import make_png
 
@@ -23,6 +24,11 @@ def home() -> Iterator[Path]:
 def batchdesk(home: Path, *args: str | Path) -> tuple[int, str, str]:
     [run] = run_together(home, args)
     return run.returncode, run.stdout, run.stderr
+
+
+def stored_files(store: Path) -> list[Path]:
+    """The image files in a store folder (not the marker naming its database)."""
+    return sorted(p for p in store.rglob("*") if p.is_file() and p.name != MARKER_NAME)
 
 
 def test_submit_work_and_export_with_the_bytes_in_a_folder_store(home: Path) -> None:
@@ -48,7 +54,8 @@ def test_submit_work_and_export_with_the_bytes_in_a_folder_store(home: Path) -> 
     code, _out, err = batchdesk(home, "export", name, "--output", home / "out.zip")
     assert code == 0, err
 
-    stored = sorted(p.read_bytes() for p in store.rglob("*") if p.is_file())
+    assert (store / MARKER_NAME).is_file()  # the folder says which database it serves
+    stored = sorted(p.read_bytes() for p in stored_files(store))
     assert stored == sorted(p.read_bytes() for p in inputs)
     with zipfile.ZipFile(home / "out.zip") as archive:
         pngs = [archive.read(n) for n in archive.namelist() if n.endswith(".png")]
@@ -80,7 +87,7 @@ def test_a_machine_mounting_the_share_elsewhere_uses_its_mapping(home: Path) -> 
     source = make_png(home / "in" / "PL_DXB191_v.png", seed=5)
     code, _out, err = batchdesk(home, "submit", source)
     assert code == 0, err
-    assert [p.read_bytes() for p in share.rglob("*") if p.is_file()] == [source.read_bytes()]
+    assert [p.read_bytes() for p in stored_files(share)] == [source.read_bytes()]
 
 
 def test_db_check_files_names_a_damaged_file_and_fails(home: Path) -> None:
@@ -95,7 +102,7 @@ def test_db_check_files_names_a_damaged_file_and_fails(home: Path) -> None:
     assert code == 0, err
     assert "Every file in the file store is there and matches its hash." in out
 
-    damaged = next(p for p in store.rglob("*") if p.is_file())
+    damaged = stored_files(store)[0]
     damaged.write_bytes(b"not the png it was")
     code, out, err = batchdesk(home, "db", "check", "--files")
 

@@ -15,6 +15,7 @@ from batchdesk.storage import (
     folder_store,
     job_attempts,
     migrations_runner,
+    store_identity,
 )
 from batchdesk.storage.blob_store import UnreferencedBlobs
 from batchdesk.storage.file_bytes import FileStoreSetting
@@ -247,6 +248,7 @@ def _db_file_store(args: argparse.Namespace) -> int:
                     "move them into the database first, or keep that folder."
                 )
             folder_store.check_folder(paths.to_local(args.where))  # a sentence if it cannot
+            store_identity.claim(connection, paths.to_local(args.where))
             file_bytes.write_setting(connection, FileStoreSetting(file_bytes.STORE, args.where))
         setting = file_bytes.read_setting(connection)
     print(setting.describe())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchdesk.errors import Cancelled, NotFound
-from batchdesk.storage import blob_store, folder_store
+from batchdesk.storage import blob_store, folder_store, store_identity
 from batchdesk.storage.blob_store import CancelCheck, FileDigest, ProgressCallback
 from batchdesk.storage.database import Database
 from batchdesk.storage.pool import Connection
@@ -79,7 +79,10 @@ def local_folder(setting: FileStoreSetting, paths: SharePaths) -> Path | None:
 
 def _new_files_folder(connection: Connection, paths: SharePaths) -> Path | None:
     setting = read_setting(connection)
-    return local_folder(setting, paths) if setting.new_files == STORE else None
+    folder = local_folder(setting, paths) if setting.new_files == STORE else None
+    if folder is not None and folder.is_dir():  # a missing folder gets its own sentence later
+        store_identity.check(connection, folder, paths)
+    return folder
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -183,7 +186,7 @@ def chunk_views(
     if location is None:
         yield from blob_store.stream_chunk_views(connection, sha256)
     else:
-        yield from folder_store.read(paths.to_local(location[0]), sha256, location[1])
+        yield from _read_from_store(connection, location, sha256, paths)
 
 
 def _location(connection: Connection, sha256: bytes) -> tuple[str, int] | None:
@@ -222,7 +225,19 @@ def chunks(
         else:
             yield from blob_store.read_chunks(connection, sha256)
         return
-    yield from folder_store.read(paths.to_local(location[0]), sha256, location[1])
+    yield from _read_from_store(connection, location, sha256, paths)
+
+
+def _read_from_store(
+    connection: Connection, location: tuple[str, int], sha256: bytes, paths: SharePaths
+) -> Iterator[bytes]:
+    root = paths.to_local(location[0])
+    try:
+        yield from folder_store.read(root, sha256, location[1])
+    except NotFound as exc:
+        if not isinstance(exc, folder_store.DamagedFile):
+            store_identity.check(connection, root, paths)  # the wrong folder, not a lost file?
+        raise
 
 
 def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[str]:
@@ -234,6 +249,12 @@ def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[s
     if rows and folder is None:
         yield f"{len(rows):,} files are kept in the file store, but no folder is set."
         return
+    if rows and folder is not None:
+        try:
+            store_identity.check(connection, paths.to_local(folder), paths)
+        except store_identity.WrongStore as exc:
+            yield f"{exc} None of its {len(rows):,} files were checked."
+            return
     for sha256, size in rows:
         assert folder is not None
         problem = folder_store.verify(paths.to_local(folder), bytes(sha256), int(size))
