@@ -120,9 +120,10 @@ def on_its_own(database: Database, work: Callable[[Connection], T]) -> T:
 # The next `limit` jobs: queued, due and not paused, from the claim's index (jobs_claim_idx) in
 # its own order, skipping those another claim has locked; nothing for a worker told to pause.
 # The attempts are opened in the same statement, each numbered on the job row this statement
-# has locked (never a number taken already). They come back in the claim's order.
-_CLAIM = """
-WITH picked AS MATERIALIZED (
+# has locked (never a number taken already). CTEs, shared with job_cycle's statement; `claimed`
+# returns CLAIMED_COLUMNS and the claim's order (priority, run_after, id).
+CLAIM_CTES = """
+picked AS MATERIALIZED (
     SELECT id FROM jobs
     WHERE status = 'queued' AND NOT paused AND run_after <= now()
       AND NOT EXISTS (SELECT 1 FROM workers
@@ -143,10 +144,22 @@ WITH picked AS MATERIALIZED (
     INSERT INTO job_attempts (job_id, number, worker, started_at)
     SELECT id, last_attempt, %(worker)s, started_at FROM claimed
 )
-SELECT id, batch_id, lease_token, file_name, input_sha256, input_size, pipeline, attempts,
-    max_attempts, base_directory_name, last_attempt
-FROM claimed ORDER BY priority DESC, run_after, id
 """
+CLAIMED_COLUMNS = (
+    "id, batch_id, lease_token, file_name, input_sha256, input_size, pipeline, attempts, "
+    "max_attempts, base_directory_name, last_attempt"
+)
+_CLAIM = f"""
+WITH {CLAIM_CTES}
+SELECT {CLAIMED_COLUMNS} FROM claimed ORDER BY priority DESC, run_after, id
+"""
+
+
+def claimed_job(row: Sequence[Any]) -> ClaimedJob:
+    """The job a claim returned, from its row of CLAIMED_COLUMNS."""
+    values = list(row)
+    values[4] = bytes(values[4])
+    return ClaimedJob(*values)
 
 
 def claim_many(database: Database, worker_id: str, limit: int) -> list[ClaimedJob]:
@@ -164,12 +177,7 @@ def claim_many(database: Database, worker_id: str, limit: int) -> list[ClaimedJo
             _CLAIM, {"worker": worker_id, "limit": limit}
         ).fetchall(),
     )
-    jobs = []
-    for row in rows:
-        values = list(row)
-        values[4] = bytes(values[4])
-        jobs.append(ClaimedJob(*values))
-    return jobs
+    return [claimed_job(row) for row in rows]
 
 
 def claim(database: Database, worker_id: str) -> ClaimedJob | None:
@@ -229,11 +237,12 @@ class Completion:
 
 
 # Completes the jobs still held under their lease, closes their attempts with their logs and
-# stores their outputs, in one statement: a job fenced off (cancelled, reaped, taken over) is
-# not completed and gets no outputs, while the others do. Rows are given in id order, the usual
-# lock order; the counting triggers then update each batch once for all its jobs.
-_COMPLETE = """
-WITH done AS (
+# stores their outputs: a job fenced off (cancelled, reaped, taken over) is not completed and
+# gets no outputs, while the others do. Rows are given in id order, the usual lock order; the
+# counting triggers then update each batch once for all its jobs. CTEs, shared with job_cycle's
+# statement; `ended` returns the ids completed.
+COMPLETE_CTES = """
+done AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(logs)s::text[])
         AS d(id, token, log)
 ), ended AS (
@@ -252,24 +261,24 @@ WITH done AS (
         AS o(job_id, name, sha256, size, media_type, width, height)
     WHERE o.job_id IN (SELECT id FROM ended)
 )
-SELECT id FROM ended
 """
+_COMPLETE = f"WITH {COMPLETE_CTES} SELECT id FROM ended"
 
 
-def complete_many(database: Database, completions: Sequence[Completion]) -> set[int]:
-    """Complete several jobs in one transaction; return the ids completed (the others were fenced).
+def completing(
+    database: Database,
+    completions: Sequence[Completion],
+    statement: Callable[[Connection, dict[str, Any]], T],
+) -> T:
+    """Run `statement` with COMPLETE_CTES' parameters for `completions` (in id order).
 
-    Each job is completed only while it is still this worker's under its lease token, and its
-    outputs are stored with its completion. The output files are written first (held against
-    deletion until the commit), so the job and batch rows are locked only by the final
-    statement. A fenced job's files stay unused until `batchdesk db gc` removes them. Jobs
-    without outputs need no transaction: the statement runs on its own.
+    The output files are written first (held against deletion until the commit), so the job
+    and batch rows are locked only by the final statement. Without outputs, no transaction is
+    needed: the statement runs on its own.
     """
-    if not completions:
-        return set()
     ordered = sorted(completions, key=lambda c: c.job.id)
     outputs = [(c.job.id, out) for c in ordered for out, _ in c.outputs]
-    params = {
+    params: dict[str, Any] = {
         "ids": [c.job.id for c in ordered],
         "tokens": [c.job.lease_token for c in ordered],
         "logs": [c.log for c in ordered],
@@ -281,19 +290,33 @@ def complete_many(database: Database, completions: Sequence[Completion]) -> set[
         "widths": [o.width for _, o in outputs],
         "heights": [o.height for _, o in outputs],
     }
-
-    def finish(connection: Connection) -> set[int]:
-        return {row[0] for row in connection.execute(_COMPLETE, params).fetchall()}
-
     if not outputs:
-        return on_its_own(database, finish)
+        return on_its_own(database, lambda connection: statement(connection, params))
 
-    def work(connection: Connection) -> set[int]:
+    def work(connection: Connection) -> T:
         files = [(path, out.digest) for c in ordered for out, path in c.outputs]
         file_bytes.store_in_transaction(connection, files, database.share_paths)
-        return finish(connection)
+        return statement(connection, params)
 
     return with_retry(database, work)
+
+
+def complete_many(database: Database, completions: Sequence[Completion]) -> set[int]:
+    """Complete several jobs in one statement; return the ids completed (the others were fenced).
+
+    Each job is completed only while it is still this worker's under its lease token, and its
+    outputs are stored with its completion (see `completing`). A fenced job's files stay unused
+    until `batchdesk db gc` removes them.
+    """
+    if not completions:
+        return set()
+    return completing(
+        database,
+        completions,
+        lambda connection, params: {
+            row[0] for row in connection.execute(_COMPLETE, params).fetchall()
+        },
+    )
 
 
 def complete(
