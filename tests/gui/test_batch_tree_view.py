@@ -24,7 +24,7 @@ from tests.gui.test_batch_tree_model import (
     submit,
     wait_idle,
 )
-from tests.gui.test_main_window import open_window
+from tests.gui.windows import connected_workspace, open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.batch_tree_items import (
@@ -174,9 +174,7 @@ def test_every_column_shows_in_a_1460_by_900_window_and_a_narrow_one(
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
         window.resize(1460, 900)
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        workspace = window.workspace
-        assert workspace is not None
+        workspace = connected_workspace(qtbot, window)
         tree = workspace.tree
         qtbot.waitUntil(lambda: "No batches yet" in tree.empty_text, timeout=30_000)
 
@@ -237,9 +235,7 @@ def test_a_header_saved_for_the_old_columns_is_not_put_on_the_new_ones(
 
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        workspace = window.workspace
-        assert workspace is not None
+        workspace = connected_workspace(qtbot, window)
         tree = workspace.tree
         qtbot.waitUntil(lambda: tree.columnWidth(NAME_COLUMN) > 100)
         assert tree.columns_fitted
@@ -252,9 +248,7 @@ def test_a_header_saved_for_the_old_columns_is_not_put_on_the_new_ones(
 
         # The new state is the new columns': it comes back, the user's width with it.
         window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        again = window.workspace
-        assert again is not None
+        again = connected_workspace(qtbot, window)
         qtbot.waitUntil(lambda: again.tree.columnWidth(NAME_COLUMN) == 321)
         assert not again.tree.columns_fitted
     finally:
@@ -312,9 +306,7 @@ def test_the_window_finds_a_file_name_says_how_many_of_all_it_shows_and_narrows_
     set_job_statuses(database_conninfo, holder.id, ["completed", "failed", "completed"])
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        workspace = window.workspace
-        assert workspace is not None
+        workspace = connected_workspace(qtbot, window)
         model, tree, stats = workspace.model, workspace.tree, workspace.stats
         qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=30_000)
         qtbot.waitUntil(lambda: stats.figure_text("total_batches") == "2", timeout=30_000)

@@ -19,7 +19,7 @@ from batchdesk.storage import farm_controls, job_queue, worker_liveness
 from batchdesk.storage.batch_queries import BatchRow, JobRow
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
-from tests.gui.test_main_window import open_window
+from tests.gui.windows import connected_workspace, open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.batch_tree_items import PRIORITY_COLUMN, STATUS_COLUMN
@@ -37,9 +37,7 @@ def opened(
 ) -> Iterator[tuple[MainWindow, Workspace]]:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=WAIT_MS)
-        assert window.workspace is not None
-        yield window, window.workspace
+        yield window, connected_workspace(qtbot, window)
     finally:
         close(window, session)
 

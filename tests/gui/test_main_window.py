@@ -11,33 +11,18 @@ import psycopg
 import pytest
 from pytestqt.qtbot import QtBot
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage.database import Database
 from tests.e2e.processes import environment_for
 from tests.factories import make_batch, make_png
+from tests.gui.windows import connected_workspace, open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.main_window import MainWindow
 from batchdesk.gui.session import DatabaseSession
 
 pytestmark = pytest.mark.slow
-
-
-def open_window(
-    qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, url: str, *, run_jobs: bool = False
-) -> tuple[MainWindow, DatabaseSession]:
-    environ = {"BATCHDESK_HOME": str(tmp_path / "home")}
-    paths = AppPaths.from_environment(environ)
-    session = DatabaseSession(tasks, url, environ=environ)
-    state = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(session, tasks, paths, Settings(run_jobs=run_jobs), window_state=state)
-    qtbot.addWidget(window)
-    window.show()
-    session.open()
-    return window, session
 
 
 def submit_png(qtbot: QtBot, window: MainWindow, png: Path, batches_shown: int) -> None:
@@ -82,9 +67,7 @@ def test_a_dropped_file_becomes_a_batch_in_the_tree(
 ) -> None:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
 
     window.add_paths([make_png(tmp_path / "in" / "PL_DXB191_front.png", (40, 30))])
     qtbot.waitUntil(lambda: workspace.submit.submit_button.isEnabled(), timeout=30_000)
@@ -108,9 +91,7 @@ def test_a_change_made_by_another_workstation_appears(
 ) -> None:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
     submit_png(qtbot, window, tmp_path / "in" / "QX_ABC1_a.png", batches_shown=1)
     workspace.tree.expand(workspace.model.index(0, 0))
     qtbot.waitUntil(lambda: workspace.model.rowCount(workspace.model.index(0, 0)) == 1)
@@ -148,9 +129,7 @@ def test_a_window_that_runs_jobs_processes_the_queued_batch_it_shows(
     queued = make_batch(database, tmp_path / "renders", count=2).batches[0]
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo, run_jobs=True)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
 
     def shown_status() -> str | None:
         batch = workspace.model.batch_at(workspace.model.index(0, 0))
@@ -173,9 +152,7 @@ def test_delete_asks_first_naming_the_batch(
 ) -> None:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
     submit_png(qtbot, window, tmp_path / "in" / "RN_LHR1_a.png", batches_shown=1)
     name = workspace.model.batch_at(workspace.model.index(0, 0)).base_directory_name
     workspace.tree.setCurrentIndex(workspace.model.index(0, 0))
@@ -205,9 +182,7 @@ def test_an_empty_database_shows_figures_and_says_how_to_start(
 ) -> None:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
 
     # The figures are read at once, not only after the first change.
     qtbot.waitUntil(lambda: workspace.stats.figure_text("total_batches") == "0", timeout=30_000)
@@ -227,9 +202,7 @@ def test_expanded_batches_are_expanded_again_next_time(
 ) -> None:
     window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     closing.append((window, session))
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    workspace = window.workspace
-    assert workspace is not None
+    workspace = connected_workspace(qtbot, window)
     for shown, prefix in enumerate(("PL_DXB1", "QX_ABC1", "RN_LHR1"), start=1):
         submit_png(qtbot, window, tmp_path / "in" / prefix / f"{prefix}_a.png", shown)
     middle = workspace.model.index(1, 0)

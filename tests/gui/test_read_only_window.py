@@ -16,6 +16,7 @@ from batchdesk.storage import worker_liveness
 from batchdesk.storage.database import Database
 from tests.database_fixtures import TestServer
 from tests.factories import make_batch, make_png
+from tests.gui.windows import connected_workspace
 from tests.studio_roles import StudioRoles, studio_roles
 
 from batchdesk.gui.background import BackgroundTasks
@@ -70,9 +71,7 @@ def test_a_viewer_sees_the_batches_runs_no_jobs_and_is_refused_changes_with_a_se
     window.show()
     session.open()
     try:
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        workspace = window.workspace
-        assert workspace is not None
+        workspace = connected_workspace(qtbot, window)
         assert "may only read" in window.status.currentMessage()
         model = workspace.model
         qtbot.waitUntil(lambda: model.rowCount() == 1 and not model.is_loading, timeout=30_000)

@@ -17,7 +17,7 @@ from batchdesk.storage.database import Database
 from batchdesk.storage.submission import current_user
 from tests.factories import make_batch
 from tests.gui.test_batch_tree_model import elsewhere
-from tests.gui.test_main_window import open_window
+from tests.gui.windows import connected_workspace, open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.batch_tree_items import PRIORITY_COLUMN
@@ -68,9 +68,7 @@ def opened(
     qtbot: QtBot, tasks: BackgroundTasks, tmp_path: Path, conninfo: str
 ) -> tuple[MainWindow, Workspace, object]:
     window, session = open_window(qtbot, tasks, tmp_path, conninfo)
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=WAIT_MS)
-    assert window.workspace is not None
-    return window, window.workspace, session
+    return window, connected_workspace(qtbot, window), session
 
 
 def test_mine_and_failed_today_come_with_batchdesk(

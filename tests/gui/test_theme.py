@@ -9,13 +9,14 @@ import psycopg
 import pytest
 from pytestqt.qtbot import QtBot
 
-from PySide6.QtCore import QPoint, QRect, QSettings, Qt, QTimer
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
 from batchdesk.settings import AppPaths, Settings
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
+from tests.gui.windows import connected_workspace, open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.batch_tree_delegates import (
@@ -25,9 +26,7 @@ from batchdesk.gui.batch_tree_delegates import (
     FAILED_COLOUR,
     badge_colours,
 )
-from batchdesk.gui.main_window import MainWindow
 from batchdesk.gui.preferences_dialog import PreferencesDialog
-from batchdesk.gui.session import DatabaseSession
 from batchdesk.gui.theme import AppTheme, dark_palette, is_dark, light_palette
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (raise\(\)|grabbing)")
@@ -113,27 +112,12 @@ def test_the_system_choice_follows_the_desktop_as_it_changes(qapp: QApplication)
     assert not is_dark(qapp.palette())
 
 
-def open_window(
-    qtbot: QtBot, tasks: BackgroundTasks, home: Path, url: str, settings: Settings
-) -> tuple[MainWindow, DatabaseSession]:
-    environ = {"BATCHDESK_HOME": str(home)}
-    session = DatabaseSession(tasks, url, environ=environ)
-    state = QSettings(str(home / "window.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(
-        session, tasks, AppPaths.from_environment(environ), settings, window_state=state
-    )
-    qtbot.addWidget(window)
-    window.show()
-    session.open()
-    return window, session
-
-
 def test_dark_chosen_in_preferences_applies_at_once_and_at_the_next_start(
     qtbot: QtBot, qapp: QApplication, tasks: BackgroundTasks, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     url = "postgresql://nobody@127.0.0.1:1/none"  # the dialog needs no database
-    window, session = open_window(qtbot, tasks, home, url, Settings(run_jobs=False))
+    window, session = open_window(qtbot, tasks, tmp_path, url)
     assert not is_dark(qapp.palette())
     chosen: list[str] = []
 
@@ -162,7 +146,7 @@ def test_dark_chosen_in_preferences_applies_at_once_and_at_the_next_start(
         session.close()
 
     qapp.setPalette(QPalette())  # as a new process would start
-    again, again_session = open_window(qtbot, tasks, home, url, saved)
+    again, again_session = open_window(qtbot, tasks, tmp_path, url, settings=saved)
     try:
         assert is_dark(qapp.palette())  # before anything is painted
     finally:
@@ -195,13 +179,9 @@ def test_every_label_of_the_window_reads_in_light_and_dark(
             "UPDATE jobs SET status = CASE position WHEN 0 THEN 'failed' ELSE 'completed' END "
             "WHERE batch_id = (SELECT id FROM batches WHERE customer_prefix = 'QX_ABC')"
         )
-    window, session = open_window(
-        qtbot, tasks, tmp_path / "home", database_conninfo, Settings(run_jobs=False)
-    )
+    window, session = open_window(qtbot, tasks, tmp_path, database_conninfo)
     try:
-        qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-        workspace = window.workspace
-        assert workspace is not None
+        workspace = connected_workspace(qtbot, window)
         qtbot.waitUntil(lambda: workspace.stats.figure_text("failed") == "1", timeout=30_000)
         qtbot.waitUntil(lambda: "done here today" in window.status.workers_text, timeout=30_000)
         window.status.show_text("Exported PL_DXB_2026-11-28_batch-1 to /tmp (2 files, 1 KB).")

@@ -11,7 +11,7 @@ from PySide6.QtCore import QModelIndex, QPoint, Qt
 
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
-from tests.gui.test_main_window import open_window
+from tests.gui.windows import connected_workspace, open_window
 from tests.integration.jobs_support import run_all_jobs
 
 from batchdesk.gui.background import BackgroundTasks
@@ -41,9 +41,7 @@ def connected(
     window, session = open_window(qtbot, tasks, tmp_path, url)
     opened.append((window, session))
     window.resize(1460, 900)
-    qtbot.waitUntil(lambda: window.workspace is not None, timeout=30_000)
-    assert window.workspace is not None
-    return window, window.workspace
+    return window, connected_workspace(qtbot, window)
 
 
 def test_the_submit_panel_keeps_the_width_it_was_given_across_restarts(

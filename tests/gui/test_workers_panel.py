@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 from batchdesk.storage import job_queue, worker_liveness, workers
 from batchdesk.storage.database import Database
 from tests.factories import make_batch
-from tests.gui.test_main_window import open_window
+from tests.gui.windows import open_window
 
 from batchdesk.gui.background import BackgroundTasks
 from batchdesk.gui.main_window import MainWindow
