@@ -121,5 +121,6 @@ def test_ctrl_c_after_the_upload_says_what_stays_and_db_gc_removes_it(
         "bytes": size,
         "recent_files": 0,
         "recent_bytes": 0,
+        "file_store": None,
     }
     assert counts(database_conninfo) == (0, 0)

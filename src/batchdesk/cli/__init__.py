@@ -290,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     actions.add_parser("repair", help="recount the batches that `check` finds")
     gc = actions.add_parser(
-        "gc", help="show (or with --yes delete) stored files no job uses, over an hour old"
+        "gc",
+        help="show (or with --yes delete) stored files no job uses, and file store files no "
+        "stored file uses, over an hour old",
     )
     gc.add_argument("--yes", action="store_true", help="delete them (default: only show)")
     gc.add_argument("--json", action="store_true")

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from batchdesk.app import AppContext, open_app
-from batchdesk.cli.output import err, print_json
+from batchdesk.cli.output import ProgressLine, err, print_json
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
 from batchdesk.storage import (
@@ -15,11 +15,13 @@ from batchdesk.storage import (
     folder_store,
     job_attempts,
     migrations_runner,
+    store_gc,
     store_identity,
 )
-from batchdesk.storage.blob_store import UnreferencedBlobs
+from batchdesk.storage.blob_store import BlobCount, UnreferencedBlobs
 from batchdesk.storage.file_bytes import FileStoreSetting
 from batchdesk.storage.pool import only_row
+from batchdesk.storage.store_gc import StoreGarbage
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -141,6 +143,9 @@ def _db_gc(args: argparse.Namespace) -> int:
         found = blob_store.collect_garbage(app.database, delete=args.yes)
         with app.database.connect() as connection:
             left = blob_store.unreferenced(connection)
+            setting = file_bytes.read_setting(connection)
+        root = file_bytes.local_folder(setting, app.database.share_paths)
+        store = None if root is None else _store_gc(app, root, delete=args.yes)
     if args.json:
         print_json(
             {
@@ -149,10 +154,36 @@ def _db_gc(args: argparse.Namespace) -> int:
                 "bytes": found.bytes,
                 "recent_files": left.recent_files,
                 "recent_bytes": left.recent_bytes,
+                "file_store": None
+                if store is None
+                else {"folder": setting.folder, "folder_here": str(root)} | store.as_json(),
             }
         )
-        return 0
-    if args.yes:
+    else:
+        _print_gc(args.yes, found, left)
+        if store is not None and root is not None and (store.problem is None or store.files):
+            _print_store_gc(args.yes, root, store)
+    if store is not None and store.problem:
+        err(store.problem)
+        return 1
+    return 0
+
+
+def _store_gc(app: AppContext, root: Path, *, delete: bool) -> StoreGarbage:
+    line = ProgressLine(counting="folders")
+    try:
+        return store_gc.collect(
+            app.database,
+            root,
+            delete=delete,
+            progress=lambda done, total: line("Looking through the file store", done, total),
+        )
+    finally:
+        line.finish()
+
+
+def _print_gc(delete: bool, found: BlobCount, left: UnreferencedBlobs) -> None:
+    if delete:
         print(f"Deleted {_files(found.files, found.bytes)} no job used.")
     elif found.files:
         print(
@@ -166,7 +197,36 @@ def _db_gc(args: argparse.Namespace) -> int:
             f"Kept {_files(left.recent_files, left.recent_bytes)} no job uses yet, uploaded in "
             "the last hour: a submission may still be using them."
         )
-    return 0
+
+
+def _print_store_gc(delete: bool, root: Path, store: StoreGarbage) -> None:
+    what = f"{plural(store.files, 'file')} ({format_size(store.bytes)}) from the file store {root}"
+    half = ""
+    if store.temporary_files == 1:
+        half = " (one of them left half written by an interrupted upload)"
+    elif store.temporary_files:
+        half = f" ({store.temporary_files:,} of them left half written by interrupted uploads)"
+    if delete:
+        print(f"Deleted {what} that no stored file used{half}.")
+    elif store.files:
+        print(
+            f"Would delete {what} that no stored file uses, written over an hour ago{half}; "
+            "`batchdesk db gc --yes` deletes them."
+        )
+    else:
+        print(f"Nothing to delete in the file store {root}: every file over an hour old is used.")
+    if store.busy_files:
+        print(
+            f"Left {plural(store.busy_files, 'file')} ({format_size(store.busy_bytes)}) in the "
+            "file store that uploads were taking up at that moment: the next `batchdesk db gc "
+            "--yes` looks at them again."
+        )
+    if store.recent_files:
+        print(
+            f"Kept {plural(store.recent_files, 'file')} ({format_size(store.recent_bytes)}) in "
+            "the file store no stored file uses yet, written in the last hour: an upload may "
+            "still be using them."
+        )
 
 
 def _db_repair(args: argparse.Namespace) -> int:

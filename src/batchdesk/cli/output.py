@@ -64,15 +64,20 @@ def local_time(value: datetime | None) -> str:
 class ProgressLine:
     """A single updating progress line on stderr, shown only when stderr is a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, counting: str | None = None) -> None:
         self.enabled = sys.stderr.isatty()
         self.shown = False
+        self.counting = counting  # what is counted ("folders"); None: bytes
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if not self.enabled or total == 0:
             return
         percent = 100 * done // total
-        sys.stderr.write(f"\r{phase} {percent:3d}% ({format_size(done)} of {format_size(total)})")
+        if self.counting:
+            amount = f"{done:,} of {total:,} {self.counting}"
+        else:
+            amount = f"{format_size(done)} of {format_size(total)}"
+        sys.stderr.write(f"\r{phase} {percent:3d}% ({amount})")
         sys.stderr.flush()
         self.shown = True
 

@@ -402,3 +402,25 @@ def collect_garbage(
         size += done.bytes
         if done.files == 0:
             return BlobCount(files, size)
+
+
+def store_rows_kept(
+    connection: Connection, hashes: Sequence[bytes], grace_seconds: float | None
+) -> set[bytes]:
+    """Return those of `hashes` that a row with location `store` names (the file store's gc).
+
+    With `grace_seconds`, leave out the rows `collect_garbage` would delete with that grace,
+    so a dry run counts their files as gone too.
+    """
+    if grace_seconds is None:
+        rows = connection.execute(
+            "SELECT sha256 FROM blobs WHERE location = 'store' AND sha256 = ANY(%s)",
+            (list(hashes),),
+        ).fetchall()
+    else:
+        rows = connection.execute(
+            "SELECT sha256 FROM blobs b WHERE location = 'store' AND sha256 = ANY(%s) "
+            f"AND NOT (b.created_at < now() - make_interval(secs => %s) AND {_UNREFERENCED})",
+            (list(hashes), grace_seconds),
+        ).fetchall()
+    return {bytes(row[0]) for row in rows}

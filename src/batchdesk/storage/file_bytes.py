@@ -8,7 +8,9 @@ garbage collector all work on those rows. `blobs.location` says where the bytes 
 reading works from either place whatever the setting is.
 
 A file bound for the store is made durable in the folder before the transaction that inserts
-its row commits, so a committed row never points at bytes that are not there.
+its row commits, so a committed row never points at bytes that are not there. That transaction
+first holds the files against `batchdesk db gc` (`store_gc.hold`), which removes store files no
+row names: anything else that comes to name a store file (moving files into the store) must too.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchdesk.errors import Cancelled, NotFound
-from batchdesk.storage import blob_store, folder_store, store_identity
+from batchdesk.storage import blob_store, folder_store, store_gc, store_identity
 from batchdesk.storage.blob_store import CancelCheck, FileDigest, ProgressCallback
 from batchdesk.storage.database import Database
 from batchdesk.storage.pool import Connection
@@ -129,6 +131,7 @@ def upload(
             count(digest.size - written)  # a file found already in the folder
             sent += written
         with database.begin() as connection:
+            sent += store_gc.hold(connection, folder, todo)  # from `db gc`, until the rows commit
             _insert_rows(connection, [d for _, d in todo])
     return sent
 
@@ -149,6 +152,7 @@ def store_in_transaction(
     stored = blob_store.hold(connection, unique)
     todo = [item for sha, item in unique.items() if sha not in stored]
     sent = sum(folder_store.put(folder, path, d.sha256, d.size) for path, d in todo)
+    sent += store_gc.hold(connection, folder, todo)  # from `db gc`, until the caller commits
     _insert_rows(connection, [d for _, d in todo])
     return sent
 
