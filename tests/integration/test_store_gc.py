@@ -16,11 +16,13 @@ from batchdesk.storage import (
     blob_store,
     file_bytes,
     folder_store,
+    job_queue,
     store_gc,
     store_identity,
 )
 from batchdesk.storage.database import Database
 from batchdesk.storage.file_bytes import FileStoreSetting
+from batchdesk.storage.job_queue import StoredOutput
 from batchdesk.storage.pool import only_row
 from tests.factories import make_batch, make_png
 from tests.integration.jobs_support import submit_paths
@@ -210,3 +212,38 @@ def test_gc_deletes_nothing_from_a_folder_it_cannot_tell_is_this_databases_store
         )
     assert store_gc.collect(database, store, delete=True).files == 1
     assert not unused.exists()
+
+
+def test_gc_does_not_remove_a_file_a_worker_has_found_there_for_its_output(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    source = deleted_batch_file(database, store, tmp_path / "old", seed=9)
+    old_file = store_path(store, source)
+    make_old(old_file)
+    make_batch(database, tmp_path / "in", count=1)
+    job = job_queue.claim(database, "test-worker")
+    assert job is not None
+    digest = blob_store.hash_file(source)
+    output = [(StoredOutput("PL_DXB191_out.png", digest, "image/png", 8, 8), source)]
+
+    with psycopg.connect(database_conninfo) as other:
+        # The same row, not committed yet: the worker finds the file in the folder (its output
+        # has the same bytes), holds it, and waits to insert its row.
+        other.execute(
+            "INSERT INTO blobs (sha256, size, location) VALUES (%s, %s, 'store')",
+            (digest.sha256, digest.size),
+        )
+        completion = InThread(lambda: job_queue.complete(database, job, output))
+        wait_for_lock_waiter(database_conninfo)
+
+        during = store_gc.collect(database, store, delete=True)
+
+        other.rollback()
+    assert completion.result() is True
+
+    assert problems(database) == []
+    assert old_file.read_bytes() == source.read_bytes()
+    assert (during.files, during.busy_files) == (0, 1)

@@ -26,7 +26,7 @@ locks, well inside the server's shared lock table, and the collector works a fol
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,19 +61,29 @@ def hold(connection: Connection, root: Path, items: Sequence[tuple[Path, FileDig
     """
     if not items:
         return 0
-    keys = sorted({_lock_key(d.sha256) for _, d in items})
-    connection.execute(
-        "SELECT pg_advisory_xact_lock_shared(%s, k) FROM unnest(%s::int4[]) AS k",
-        (LOCK_CLASS, keys),
-    )
+    lock_folders(connection, (d.sha256 for _, d in items))
     written = 0
     for path, digest in items:
-        if not _there(root, digest):
+        if not there(root, digest.sha256, digest.size):
             written += folder_store.put(root, path, digest.sha256, digest.size)
     return written
 
 
-def _there(root: Path, digest: FileDigest) -> bool:
+def lock_folders(connection: Connection, hashes: Iterable[bytes]) -> None:
+    """Keep `db gc` from these files' folders until the caller's transaction ends.
+
+    For whoever comes to name a file already in the store without `hold` (moving a file into
+    the store): take this, then check the file is `there`, then commit the row naming it.
+    """
+    keys = sorted({_lock_key(sha256) for sha256 in hashes})
+    if keys:
+        connection.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, k) FROM unnest(%s::int4[]) AS k",
+            (LOCK_CLASS, keys),
+        )
+
+
+def there(root: Path, sha256: bytes, size: int) -> bool:
     """Whether the file is in the store with its size, as the file server says right now.
 
     Opened, not stat'ed: an NFS client checks with the server when a file is opened
@@ -81,11 +91,11 @@ def _there(root: Path, digest: FileDigest) -> bool:
     seen another machine remove the file.
     """
     try:
-        descriptor = os.open(root / folder_store.relative_path(digest.sha256), os.O_RDONLY)
+        descriptor = os.open(root / folder_store.relative_path(sha256), os.O_RDONLY)
     except OSError:
         return False
     try:
-        return os.fstat(descriptor).st_size == digest.size
+        return os.fstat(descriptor).st_size == size
     finally:
         os.close(descriptor)
 
