@@ -6,10 +6,13 @@ in the store (so does not write it) and commits its row while gc is removing tha
 
 import hashlib
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from batchdesk.storage import (
     batch_queries,
@@ -25,6 +28,7 @@ from batchdesk.storage.file_bytes import FileStoreSetting
 from batchdesk.storage.job_queue import StoredOutput
 from batchdesk.storage.pool import only_row
 from tests.factories import make_batch, make_png
+from tests.filesystems import mount_tmpfs
 from tests.integration.jobs_support import submit_paths
 from tests.integration.test_blob_gc import InThread, interrupted_submission, wait_for_lock_waiter
 
@@ -247,3 +251,37 @@ def test_gc_does_not_remove_a_file_a_worker_has_found_there_for_its_output(
     assert problems(database) == []
     assert old_file.read_bytes() == source.read_bytes()
     assert (during.files, during.busy_files) == (0, 1)
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Iterator[Path]:
+    yield from mount_tmpfs(tmp_path / "share", "size=1m,mode=0777")
+
+
+def remount(where: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True)
+
+
+def test_gc_on_a_share_mounted_read_only_says_it_cannot_delete_and_loses_nothing(
+    database: Database, tmp_path: Path, share: Path
+) -> None:
+    use_store(database, share)
+    unused = store_path(share, deleted_batch_file(database, share, tmp_path / "a", seed=11))
+    make_batch(database, tmp_path / "kept", count=1, seed=12)
+    make_old(*in_store(share))
+    before = {p: p.read_bytes() for p in in_store(share)}
+    remount(share, "ro")
+    try:
+        refused = store_gc.collect(database, share, delete=True)
+    finally:
+        remount(share, "rw")
+
+    assert refused.problem == (
+        f"Cannot delete from the file store {share}: Read-only file system ({unused}); the rest "
+        "of it was left as it is."
+    )
+    assert refused.files == 0
+    assert {p: p.read_bytes() for p in in_store(share)} == before
+    assert problems(database) == []
+    assert store_gc.collect(database, share, delete=True).files == 1
+    assert not unused.exists()
