@@ -185,16 +185,16 @@ def child_main(conninfo: str, folder: Path) -> None:
     # wrapper is what it finds): before it, selecting the files; during it, hashing (on a
     # thread of its own, one step ahead) and storing; after it, the batch's own transaction.
     uploads: list[tuple[float, float]] = []
-    real_upload = file_bytes.upload
+    real_upload = file_bytes.upload_files
 
-    def timed_upload(*args: Any, **kwargs: Any) -> int:
+    def timed_upload(*args: Any, **kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
             return real_upload(*args, **kwargs)
         finally:
             uploads.append((began, time.perf_counter()))
 
-    file_bytes.upload = timed_upload  # type: ignore[assignment]
+    file_bytes.upload_files = timed_upload
     cpu_start = time.process_time()
     start = time.perf_counter()
     selection = select_files([folder])
@@ -207,7 +207,7 @@ def child_main(conninfo: str, folder: Path) -> None:
     result = submit(database, request)
     end = time.perf_counter()
     cpu = time.process_time() - cpu_start
-    file_bytes.upload = real_upload  # type: ignore[assignment]
+    file_bytes.upload_files = real_upload
     database.close()
     upload_first = uploads[0][0] if uploads else end
     upload_last = uploads[-1][1] if uploads else end

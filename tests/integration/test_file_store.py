@@ -1,11 +1,17 @@
 """File bytes in a folder store: the same submissions, jobs and exports, bytes kept on the share."""
 
+import hashlib
+import random
+import signal
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from PIL import Image
 
 from batchdesk.errors import KnownError
 from batchdesk.export.zip_export import export_zip
@@ -234,3 +240,87 @@ def test_upgrade_to_0012_keeps_every_earlier_file_in_the_database(
     finally:
         pg_server.drop_database(name)
     assert rows == [("database", 2)]
+
+
+# A submission into a folder store, in a process of its own, that stops in the middle of naming
+# its second group of files: the first group's rows are committed, the second group's files are
+# partly named and partly still under temporary names, and none of their rows exist yet.
+SUBMITTER = """
+import sys, threading, time
+from pathlib import Path
+from batchdesk.domain.file_selection import select_files
+from batchdesk.storage import file_bytes, folder_store
+from batchdesk.storage.database import Database
+from batchdesk.storage.submission import SubmissionRequest, submit
+
+conninfo, group_bytes, paths = sys.argv[1], int(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
+file_bytes.STORE_GROUP_BYTES = group_bytes
+real_name = folder_store.Writes._name
+lock, calls = threading.Lock(), []
+
+def name_then_stop(self, copied):
+    with lock:
+        calls.append(copied)
+        call = len(calls)
+    if call == 6:  # the second group's last file stays under its temporary name
+        time.sleep(3600)
+    result = real_name(self, copied)
+    if call == 5:
+        print("naming the second group", flush=True)
+        time.sleep(3600)
+    return result
+
+folder_store.Writes._name = name_then_stop
+selection = select_files(paths)
+submit(Database(conninfo, "crash test"), SubmissionRequest(files=selection.files, created_by="t@t"))
+"""
+
+
+def noise_png(path: Path, seed: int) -> Path:
+    """A PNG of random pixels: incompressible, so every such file has nearly the same size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = random.Random(seed).randbytes(48 * 48 * 3)
+    Image.frombytes("RGB", (48, 48), pixels).save(path, format="PNG")
+    return path
+
+
+def test_a_submission_killed_while_naming_files_leaves_no_row_without_its_file(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    inputs = [noise_png(tmp_path / "in" / f"PL_DXB19{i}.png", seed=i) for i in range(9)]
+    sizes = [p.stat().st_size for p in inputs]
+    group_bytes = 2 * max(sizes) + 1  # three files to a group
+    assert group_bytes <= 3 * min(sizes)
+
+    with subprocess.Popen(
+        [sys.executable, "-c", SUBMITTER, database_conninfo, str(group_bytes), *map(str, inputs)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as submitter:
+        assert submitter.stdout is not None
+        assert submitter.stdout.readline() == "naming the second group\n"
+        submitter.send_signal(signal.SIGKILL)
+
+    with database.connect() as connection:
+        rows = connection.execute("SELECT sha256, size FROM blobs WHERE location = 'store'")
+        committed = [(bytes(sha), int(size)) for sha, size in rows.fetchall()]
+    assert len(committed) == 3  # the first group's: the second group's rows never committed
+    for sha, size in committed:
+        assert folder_store.verify(store, sha, size) is None
+    named = [p for p in stored_files(store) if not p.name.startswith(folder_store.TEMPORARY_PREFIX)]
+    assert len(named) >= 4
+    for path in named:  # a name never holds other bytes than its own, even a crashed writer's
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+    leftovers = [p for p in stored_files(store) if p.name.startswith(folder_store.TEMPORARY_PREFIX)]
+    assert leftovers
+    assert all(p.parent == store for p in leftovers)
+    assert count(database, "batches") == 0
+
+    name = submit_paths(database, inputs)  # the same files again, after the crash
+
+    assert locations(database) == {"store": 9}
+    exported = export_zip(database, name, tmp_path / "out.zip", include_inputs=True)
+    assert exported.files == 9

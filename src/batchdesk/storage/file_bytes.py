@@ -14,6 +14,7 @@ row names: anything else that comes to name a store file (moving files into the 
 """
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ STORE = "store"
 # new files go back to the database, because files already in the store are still read there.
 _FOLDER_KEY = "file_store_folder"
 _NEW_FILES_KEY = "file_store"
+# Files copied into the store before they are flushed and named together and their rows
+# committed: large enough that the flushes overlap, small enough that a crash leaves little.
+STORE_GROUP_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -90,25 +94,90 @@ def _new_files_folder(connection: Connection, paths: SharePaths) -> Path | None:
 # -- writing -------------------------------------------------------------------------------------
 
 
-def upload(
+def upload_files(
     database: Database,
-    items: Iterable[tuple[Path, FileDigest]],
+    paths: Sequence[Path],
     total: int,
     progress: ProgressCallback | None = None,
     cancelled: CancelCheck | None = None,
-) -> int:
-    """Store the files not stored yet where the setting says; return how many bytes were written.
+) -> list[FileDigest]:
+    """Store the files at `paths` where the setting says; return their digests, in order.
 
-    As `blob_store.upload` (lazy `items`, `total` for progress, a file already stored counts as
-    done at once); with a folder store, each group's files are made durable in the folder and
-    then their rows are committed in one short transaction.
+    Into a folder store, each file is copied and the copy hashed, once: the bytes named are the
+    bytes hashed. Into the database, a thread hashes each file one step ahead of its upload,
+    which hashes again as it sends to catch a file changed meanwhile. `total` is the files'
+    size in bytes, for progress. A file stored already is not stored again.
+    """
+    with database.connect() as connection:
+        folder = _new_files_folder(connection, database.share_paths)
+    if folder is not None:
+        return _upload_to_store(database, folder, paths, None, total, progress, cancelled)
+    digests: list[FileDigest] = []
+    # hashlib releases the GIL, so the files are read and hashed while earlier ones are sent.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchdesk-hash") as hasher:
+        futures = [hasher.submit(blob_store.hash_file, path) for path in paths]
+        try:
+            blob_store.upload(
+                database, _collect(paths, futures, digests, cancelled), total, progress, cancelled
+            )
+        finally:
+            for future in futures:
+                future.cancel()
+    return digests
+
+
+def _collect(
+    paths: Sequence[Path],
+    futures: Sequence["Future[FileDigest]"],
+    into: list[FileDigest],
+    cancelled: CancelCheck | None,
+) -> Iterator[tuple[Path, FileDigest]]:
+    """Yield each file with its digest as the hashing thread finishes it, keeping the digests."""
+    for path, future in zip(paths, futures, strict=True):
+        if cancelled and cancelled():
+            raise Cancelled("The submission was cancelled; no batch was created.")
+        digest = future.result()
+        into.append(digest)
+        yield path, digest
+
+
+def upload(
+    database: Database,
+    items: Sequence[tuple[Path, FileDigest]],
+    total: int,
+    progress: ProgressCallback | None = None,
+    cancelled: CancelCheck | None = None,
+) -> None:
+    """Store files whose digests are known where the setting says, as `upload_files`.
+
+    Raises FileProblem when a file no longer has its digest.
     """
     with database.connect() as connection:
         folder = _new_files_folder(connection, database.share_paths)
     if folder is None:
-        return blob_store.upload(database, items, total, progress, cancelled)
+        blob_store.upload(database, items, total, progress, cancelled)
+        return
+    paths = [path for path, _ in items]
+    expected = [digest for _, digest in items]
+    _upload_to_store(database, folder, paths, expected, total, progress, cancelled)
+
+
+def _upload_to_store(
+    database: Database,
+    folder: Path,
+    paths: Sequence[Path],
+    expected: Sequence[FileDigest] | None,
+    total: int,
+    progress: ProgressCallback | None,
+    cancelled: CancelCheck | None,
+) -> list[FileDigest]:
+    """Copy the files into the store a group at a time; each group's rows commit once it is durable.
+
+    A group is about STORE_GROUP_BYTES: its files are copied, then flushed and named together,
+    then their rows inserted in one short transaction.
+    """
     folder_store.check_folder(folder)
-    done = sent = 0
+    done = 0
     if progress:
         progress(0, total)
 
@@ -118,22 +187,27 @@ def upload(
         if progress:
             progress(done, total)
 
-    for group in blob_store.transaction_groups(items):
-        if cancelled and cancelled():
-            raise Cancelled("The submission was cancelled; no batch was created.")
-        unique = _unique(group)
-        with database.connect() as connection:
-            stored = blob_store.existing(connection, (d for _, d in unique.values()))
-        todo = [item for sha, item in unique.items() if sha not in stored]
-        count(sum(d.size for _, d in group) - sum(d.size for _, d in todo))
-        for path, digest in todo:
-            written = folder_store.put(folder, path, digest.sha256, digest.size, count, cancelled)
-            count(digest.size - written)  # a file found already in the folder
-            sent += written
-        with database.begin() as connection:
-            sent += store_gc.hold(connection, folder, todo)  # from `db gc`, until the rows commit
-            _insert_rows(connection, [d for _, d in todo])
-    return sent
+    digests: list[FileDigest] = []
+    index = 0
+    while index < len(paths):
+        start = index
+        with folder_store.Writes(folder) as writes:
+            while index < len(paths) and writes.copied_bytes < STORE_GROUP_BYTES:
+                if cancelled and cancelled():
+                    raise Cancelled("The submission was cancelled; no batch was created.")
+                want = expected[index].sha256 if expected is not None else None
+                writes.add(paths[index], want, count, cancelled)
+                index += 1
+            group = [FileDigest(c.sha256, c.size) for c in writes.files()]
+            with database.begin() as connection:
+                stored = blob_store.existing(connection, group)
+                writes.publish(skip=stored)
+                todo = _unique(zip(paths[start:index], group, strict=True))
+                new = [item for sha, item in todo.items() if sha not in stored]
+                store_gc.hold(connection, folder, new)  # from `db gc`, until the rows commit
+                _insert_rows(connection, [d for _, d in new])
+        digests.extend(group)
+    return digests
 
 
 def store_in_transaction(

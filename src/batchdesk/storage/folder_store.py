@@ -2,29 +2,50 @@
 
 The folder is content-addressed: a file's bytes are at `ab/cd/abcd...` (its sha256 in hex, under
 two levels of fan-out folders so no folder grows past 65,536 entries). A name always holds the
-same bytes, so a file already present is never written again, and two workstations storing the
-same file at once both end up with the one right file.
+same bytes, so a file already present is never replaced (a copy made before its hash was known
+is dropped), and two workstations storing the same file at once both end up with the one right
+file.
 
-A file is written to a temporary name in its own folder (on the same share, so the rename is
-atomic), flushed to disk with its folder, and only then given its name: a crash leaves a
-temporary file at most, never a short file under a real name. The caller commits the database
-row that references a file only after `put` returns, so a committed row never points at bytes
-that are not durable. Reading checks the bytes against their hash as they stream, so a damaged
-or replaced file is reported by name instead of passed on.
+A file is copied to a temporary name in the store's folder (on the same share, so linking it
+into place is atomic), hashed from that copy (so the name always matches the bytes it holds),
+flushed to disk, and only then given its name, whose folder is flushed too: a crash leaves
+temporary files at most, never a short file under a real name. Many files are written before
+they are flushed and named together (`Writes`), so the disk commits them at once rather than one
+by one. The caller commits the database rows that reference files only after `put` or
+`Writes.publish` returns, so a committed row never points at bytes that are not durable.
+Reading checks the bytes against their hash as they stream, so a damaged or replaced file is
+reported by name instead of passed on.
 """
 
+import ctypes
 import errno
 import hashlib
+import mmap
 import os
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from batchdesk.errors import Cancelled, FileProblem, KnownError, NotFound
 
 CHUNK_SIZE = 1 << 20
+COPY_STEP = 8 << 20  # bytes the kernel copies between progress reports and cancel checks
 TEMPORARY_PREFIX = ".incoming-"
+# Flushes in flight at once: enough for the disk (or the share's server) to commit them together.
+SYNC_THREADS = 4
+
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | _BINARY
+# sendfile copies file to file on Linux only (elsewhere it wants a socket to write to).
+_SENDFILE = sys.platform.startswith("linux") and hasattr(os, "sendfile")
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+if _LIBC is not None and not hasattr(_LIBC, "syncfs"):  # a C library from before 2011
+    _LIBC = None
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
 
 CancelCheck = Callable[[], bool]
 
@@ -88,52 +109,238 @@ def put(
     Raises FileProblem when `source` no longer has the hash it was submitted with, and
     StoreUnavailable when the store cannot be written; nothing is left under the real name then.
     """
-    target = root / relative_path(sha256)
-    if _present(target, size):
+    if _present(root / relative_path(sha256), size):
         return 0
-    if not root.is_dir():
-        raise StoreUnavailable(
-            f"The file store {root} is not there: is the share mounted on this machine?"
-        )
-    temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
-    check = hashlib.sha256()
-    written = 0
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            stream = source.open("rb")
-        except OSError as exc:
-            raise FileProblem(f"Cannot read {source}: {exc.strerror or exc}.") from exc
-        with stream, temporary.open("xb") as out:
-            while chunk := _read(stream, source):
-                if cancelled and cancelled():
-                    raise Cancelled("The submission was cancelled; no batch was created.")
-                check.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if check.digest() != sha256:
-            raise FileProblem(
-                f"{source} changed while it was being submitted; submit it again once it is "
-                "written completely."
+    with Writes(root) as writes:
+        writes.add(source, sha256, on_bytes, cancelled)
+        return writes.publish()
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A file copied into a temporary name in the store: its hash, size and whether it is synced."""
+
+    temporary: Path
+    sha256: bytes
+    size: int
+    synced: bool
+
+
+class Writes:
+    """Files copied into the store one after another, then made durable and named together.
+
+    `add` copies a file to a temporary name in the store's folder (in the kernel where it can)
+    and hands it to a few threads that hash the copy, which is what gets named, and flush it to
+    disk: the flushes of many files overlap, so the disk commits them together instead of one
+    after the other. `publish` waits for them, gives each its name and flushes the names (one
+    syncfs on Linux); only then may the caller commit rows that reference the files. Leaving
+    the `with` block removes every temporary name, so an error or a cancel leaves nothing half
+    made; a crash leaves named files no row references yet and the temporary files of one
+    group (TEMPORARY_PREFIX... in the store's top folder), never a row without its file.
+    """
+
+    def __init__(self, root: Path, threads: int = SYNC_THREADS) -> None:
+        if not root.is_dir():
+            raise StoreUnavailable(
+                f"The file store {root} is not there: is the share mounted on this machine?"
             )
-        _publish(temporary, target)
-        _sync_folder(target.parent)
-    except OSError as exc:
-        raise _unavailable(root, exc, "write to") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-    return written
+        self._root = root
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="batchdesk-store")
+        self._copies: list[Future[Copied]] = []
+        self._open: dict[Future[Copied], int] = {}  # the copies not hashed yet, and their files
+        self._temporaries: list[Path] = []
+        self.copied_bytes = 0
+
+    def __enter__(self) -> "Writes":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for future, output in self._open.items():
+            if future.cancelled():  # never started, so its file is still open
+                os.close(output)
+        for temporary in self._temporaries:
+            temporary.unlink(missing_ok=True)
+
+    def add(
+        self,
+        source: Path,
+        expected: bytes | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> None:
+        """Copy `source` into the store under a temporary name; with `expected`, check its hash."""
+        temporary = self._root / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        try:
+            output = os.open(temporary, _CREATE_FLAGS, 0o666)
+        except OSError as exc:
+            raise _unavailable(self._root, exc, "write to") from exc
+        self._temporaries.append(temporary)
+        try:
+            size = _copy(source, output, self._root, on_bytes, cancelled)
+            future = self._pool.submit(self._seal, output, temporary, size, expected, source)
+        except BaseException:
+            os.close(output)
+            raise
+        self._copies.append(future)
+        self._open[future] = output
+        self.copied_bytes += size
+
+    def _seal(
+        self, output: int, temporary: Path, size: int, expected: bytes | None, source: Path
+    ) -> Copied:
+        """Hash the copy and flush it to disk, unless a file with its hash is there already."""
+        try:
+            sha256 = _hash(output, size)
+            if expected is not None and sha256 != expected:
+                raise FileProblem(
+                    f"{source} changed while it was being submitted; submit it again once it "
+                    "is written completely."
+                )
+            synced = not _present(self._root / relative_path(sha256), size)
+            if synced:
+                os.fsync(output)
+        except OSError as exc:
+            raise _unavailable(self._root, exc, "write to") from exc
+        finally:
+            os.close(output)
+        return Copied(temporary, sha256, size, synced)
+
+    def files(self) -> list[Copied]:
+        """Wait for every file added to be hashed (and flushed); return them in order."""
+        return [future.result() for future in self._copies]
+
+    def publish(self, skip: Collection[bytes] = ()) -> int:
+        """Name every file added (but those whose hash is in `skip`), durably; return bytes named.
+
+        A file whose name is taken already is not written again. When this returns, each file
+        and its name are on disk, and the caller may commit the rows that reference them.
+        """
+        unique = {c.sha256: c for c in reversed(self.files()) if c.sha256 not in skip}
+        folders: set[Path] = set()
+        written = 0
+        try:
+            # In the pool: making folders and names waits on the file system's journal, and
+            # these waits overlap.
+            for changed, named in self._pool.map(self._name, unique.values()):
+                folders.update(changed)
+                written += named
+            _sync_names(self._root, folders, self._pool)
+        except OSError as exc:
+            raise _unavailable(self._root, exc, "write to") from exc
+        return written
+
+    def _name(self, copied: Copied) -> tuple[list[Path], int]:
+        """Give a copied file its name; return the folders that changed and the bytes named.
+
+        A name that exists already counts as changed too: the writer that made it may have
+        crashed before flushing its folder.
+        """
+        target = self._root / relative_path(copied.sha256)
+        changed = _make_folders(self._root, target)
+        if _present(target, copied.size):
+            return changed, 0
+        if not copied.synced:
+            _sync(copied.temporary)  # the file under its name vanished since it was hashed
+        named = _publish(copied.temporary, target)
+        copied.temporary.unlink(missing_ok=True)
+        return changed, copied.size if named else 0
 
 
-def _read(stream: BinaryIO, source: Path) -> bytes:
+def _copy(
+    source: Path,
+    output: int,
+    root: Path,
+    on_bytes: Callable[[int], None] | None,
+    cancelled: CancelCheck | None,
+) -> int:
+    """Copy `source` into the open file `output`; return its size.
+
+    On Linux the kernel copies (sendfile), so the bytes never pass through Python; elsewhere,
+    or where sendfile refuses, a read and write loop does. Raises FileProblem when the source
+    changed while it was copied (a render still being written), as its copy would be torn.
+    """
     try:
-        return stream.read(CHUNK_SIZE)
+        stream = source.open("rb", buffering=0)
+        before = os.fstat(stream.fileno())
     except OSError as exc:
         raise FileProblem(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+    copied = 0
+    in_kernel = _SENDFILE
+    with stream:
+        while True:
+            # Only while bytes are left: a cancel once a file is whole takes effect before the next.
+            if cancelled and copied < before.st_size and cancelled():
+                raise Cancelled("The submission was cancelled; no batch was created.")
+            try:
+                if in_kernel:
+                    count = os.sendfile(output, stream.fileno(), None, COPY_STEP)
+                else:
+                    count = _copy_step(stream, output)
+            except OSError as exc:
+                if in_kernel and copied == 0 and exc.errno in _NO_SENDFILE:
+                    in_kernel = False
+                    continue
+                raise _copy_problem(source, root, exc) from exc
+            if not count:
+                break
+            copied += count
+            if on_bytes:
+                on_bytes(count)
+        after = os.fstat(stream.fileno())
+    if copied != after.st_size or (before.st_size, before.st_mtime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+    ):
+        raise FileProblem(
+            f"{source} changed while it was being submitted; submit it again once it is "
+            "written completely."
+        )
+    return copied
+
+
+def _hash(output: int, size: int) -> bytes:
+    """Return the sha256 of the open file `output`, read where it lies in the page cache."""
+    if not size:
+        return hashlib.sha256().digest()  # an empty file cannot be mapped
+    # A mapping hands hashlib the cached pages themselves: no copy into a buffer first.
+    with mmap.mmap(output, size, access=mmap.ACCESS_READ) as pages:
+        return hashlib.sha256(pages).digest()
+
+
+def _copy_step(stream: BinaryIO, output: int) -> int:
+    chunk = stream.read(CHUNK_SIZE)
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(output, view) :]
+    return len(chunk)
+
+
+def _copy_problem(source: Path, root: Path, exc: OSError) -> KnownError:
+    if exc.errno in _STORE_REASONS:
+        return _unavailable(root, exc, "write to")
+    return StoreUnavailable(
+        f"Cannot copy {source} into the file store {root}: {exc.strerror or exc}."
+    )
+
+
+def _make_folders(root: Path, target: Path) -> list[Path]:
+    """Make the fan-out folders `target` goes in; return the folders whose entries change."""
+    changed = [target.parent]
+    if not target.parent.is_dir():
+        changed.append(target.parent.parent)
+        if not target.parent.parent.is_dir():
+            changed.append(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+    return changed
+
+
+def _sync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDWR | _BINARY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _present(target: Path, size: int) -> bool:
@@ -143,19 +350,43 @@ def _present(target: Path, size: int) -> bool:
         return False
 
 
-def _publish(temporary: Path, target: Path) -> None:
-    """Give the written file its name, never replacing a file already there."""
+def _publish(temporary: Path, target: Path) -> bool:
+    """Give the written file its name, never replacing a file already there; False if there."""
     try:
         # A hard link fails if the name exists: the first writer's file stays as it is.
         os.link(temporary, target)
     except FileExistsError:
-        return
+        return False
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
         # Shares without hard links (some SMB mounts): a rename, which replaces a file that
         # appeared meanwhile with the same bytes.
         os.replace(temporary, target)
+    return True
+
+
+def _sync_names(root: Path, folders: Collection[Path], pool: ThreadPoolExecutor) -> None:
+    """Flush the entries of `folders`, so the names given in them survive a power cut.
+
+    On Linux, one syncfs of the store's file system: a journaling file system commits every
+    folder at once (one flush of the disk's cache, where a flush per folder costs one each),
+    and a network share's server made the names durable before it answered. Elsewhere, each
+    folder is flushed, the flushes overlapping in `pool`.
+    """
+    if not folders:
+        return
+    if _LIBC is not None:
+        descriptor = os.open(root, os.O_RDONLY)
+        try:
+            if _LIBC.syncfs(descriptor) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(descriptor)
+        return
+    for _done in pool.map(_sync_folder, folders):
+        pass
 
 
 def _sync_folder(folder: Path) -> None:
@@ -227,14 +458,17 @@ def remove(root: Path, sha256: bytes) -> None:
     (root / relative_path(sha256)).unlink(missing_ok=True)
 
 
+_STORE_REASONS = {
+    errno.ENOSPC: "the share is full",
+    errno.EDQUOT: "the share's quota is used up",
+    errno.EROFS: "the share is mounted read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOENT: "it is not there (is the share mounted on this machine?)",
+    errno.ENOTDIR: "it is not there (is the share mounted on this machine?)",
+}
+
+
 def _unavailable(root: Path, exc: OSError, doing: str) -> StoreUnavailable:
-    reason = {
-        errno.ENOSPC: "the share is full",
-        errno.EDQUOT: "the share's quota is used up",
-        errno.EROFS: "the share is mounted read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.ENOENT: "it is not there (is the share mounted on this machine?)",
-        errno.ENOTDIR: "it is not there (is the share mounted on this machine?)",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
+    reason = _STORE_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
     return StoreUnavailable(f"Cannot {doing} the file store {root}: {reason}.")

@@ -8,8 +8,7 @@ commits leaves no batch and uses no batch number.
 
 import getpass
 import socket
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -147,22 +146,9 @@ def submit(
 
     total = sum(f.size for f in request.files)
     upload_progress = (lambda done, all_: progress("Storing", done, all_)) if progress else None
-    digests: list[FileDigest] = []
-    # Hashing runs one step ahead on a thread of its own (hashlib releases the GIL), so the
-    # files are read and hashed while earlier ones are being written to the database.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchdesk-hash") as hasher:
-        futures = [hasher.submit(blob_store.hash_file, f.path) for f in request.files]
-        try:
-            file_bytes.upload(
-                database,
-                _collect(request.files, futures, digests, cancelled),
-                total,
-                upload_progress,
-                cancelled,
-            )
-        finally:
-            for future in futures:
-                future.cancel()
+    digests = file_bytes.upload_files(
+        database, [f.path for f in request.files], total, upload_progress, cancelled
+    )
     if cancelled and cancelled():
         raise Cancelled("The submission was cancelled; no batch was created.")
     items = [(f.path, d) for f, d in zip(request.files, digests, strict=True)]
@@ -190,21 +176,6 @@ def submit(
         "Files kept disappearing from the database while the batch was being created (another "
         "workstation is deleting batches that use the same files); submit again."
     )
-
-
-def _collect(
-    files: Sequence[SelectedFile],
-    futures: Sequence["Future[FileDigest]"],
-    into: list[FileDigest],
-    cancelled: blob_store.CancelCheck | None,
-) -> Iterator[tuple[Path, FileDigest]]:
-    """Yield each file with its digest as the hashing thread finishes it, keeping the digests."""
-    for selected, future in zip(files, futures, strict=True):
-        if cancelled and cancelled():
-            raise Cancelled("The submission was cancelled; no batch was created.")
-        digest = future.result()
-        into.append(digest)
-        yield selected.path, digest
 
 
 def _in_lock_order(batches: Sequence[PlannedBatch]) -> list[PlannedBatch]:
