@@ -4,9 +4,10 @@ Each completion costs the shared server a statement that locks the job and, thro
 counting triggers, its batch row; on a busy farm of short jobs those statements queue up behind
 each other on the batch rows. So a job thread hands its completion to one thread of the runner
 and waits for the answer; that thread takes what is waiting, and what arrives within `window`
-seconds while other jobs of this worker are still running, and completes them together
-(`job_queue.complete_many`): one statement, one update per batch, each job still fenced on its
-own lease token, its outputs stored with its completion.
+seconds while other jobs of this worker are still running, and completes them together: one
+statement, one update per batch, each job still fenced on its own lease token, its outputs stored
+with its completion. The runner's statement also claims the jobs for the slots the completed
+ones free (`job_cycle.complete_and_claim`); this module only gathers.
 """
 
 import logging
@@ -36,7 +37,7 @@ class CompletionBatches:
         *,
         window: float = WINDOW_SECONDS,
     ) -> None:
-        self._complete_many = complete_many  # waits out outages (Runner._until_done)
+        self._complete_many = complete_many  # waits out outages (Runner._complete_and_claim)
         self._running = running  # how many jobs this worker runs now
         self._window = window
         self._waiting: queue.SimpleQueue[tuple[Completion, Future[bool]] | None] = (

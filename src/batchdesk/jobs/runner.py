@@ -3,12 +3,14 @@
 One runner per process. `batchdesk worker` gives it a thread pool; the window will hand it a
 QThreadPool through the same `TaskPool` protocol. Three small threads keep it going:
 
-- the dispatcher claims as many jobs as there are free slots, in one statement, and starts
-  each once enough of the memory budget is free; otherwise it sleeps until woken by a NOTIFY,
-  a finished job, or the poll interval;
+- the dispatcher starts the jobs claimed for it, each once enough of the memory budget is
+  free; when slots are still free it claims as many jobs as there are, in one statement;
+  otherwise it sleeps until woken by a NOTIFY, a finished job, or the poll interval;
 - the listener LISTENs on its own autocommit connection and wakes the dispatcher;
 - the completions thread completes what the job threads finished, several jobs per
-  transaction when they finish together (see completion_batches);
+  statement when they finish together (see completion_batches), and in the same statement
+  claims jobs for the slots that frees (job_cycle), which it hands to the dispatcher: on a
+  busy farm a job costs one statement, not a claim and a completion;
 - the heartbeat proves this worker alive every few seconds, notices jobs that were cancelled or
   reaped under it (they stop at their next step), and reaps dead workers' jobs (one reaper at a
   time across the studio). It also reads what the studio asks of this worker (`workers pause`,
@@ -20,12 +22,13 @@ job produces is lost to a database outage: a completion that cannot reach the da
 retried until it can, or until the job turns out to be someone else's (then it is dropped).
 """
 
+import collections
 import contextlib
 import json
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +40,9 @@ from batchdesk.jobs import temp_folders
 from batchdesk.jobs.completion_batches import CompletionBatches
 from batchdesk.jobs.job_execution import CONNECTION_ERRORS, JobEvent, JobExecution, until_done
 from batchdesk.jobs.memory_estimate import over_budget_message
-from batchdesk.storage import job_queue, worker_liveness, workers
+from batchdesk.storage import job_cycle, job_queue, worker_liveness, workers
 from batchdesk.storage.database import Database
-from batchdesk.storage.job_queue import ClaimedJob
+from batchdesk.storage.job_queue import ClaimedJob, Completion
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,8 +111,13 @@ class Runner:
         self._on_event = on_event or (lambda _event: None)
         self._lock = threading.Condition()
         self._running: dict[int, ClaimedJob] = {}
-        # Claimed, not yet running (waiting for room in the memory budget): held all the same.
+        # Claimed, not yet running (waiting for room in the memory budget, or handed over by the
+        # completions thread): held all the same, and each takes a slot.
         self._claimed: set[int] = set()
+        # Claimed by the completions thread, in the claim's order, for the dispatcher to start.
+        self._handed: collections.deque[ClaimedJob] = collections.deque()
+        # Slots taken by claims under way: two claimers never claim for the same slot.
+        self._claiming = 0
         self._revoked: set[int] = set()
         self._memory_in_use = 0
         self._stopping = threading.Event()
@@ -117,10 +125,7 @@ class Runner:
         self.drained = threading.Event()
         self._threads: list[threading.Thread] = []
         self._work_dir = temp_folders.make_worker_folder(self.config.work_dir)
-        self._completions = CompletionBatches(
-            lambda batch: self._until_done(lambda: job_queue.complete_many(self.database, batch)),
-            lambda: self.busy,
-        )
+        self._completions = CompletionBatches(self._complete_and_claim, lambda: self.busy)
         self._execution = JobExecution(
             database,
             max_pixels=self.config.max_pixels,
@@ -158,6 +163,7 @@ class Runner:
         dispatcher.join()  # no new job starts after this
         self._pool.shutdown()  # running jobs stop at their next step and are given back
         self._completions.stop()  # after the job threads: their completions are stored
+        self._give_back_handed()  # claimed by the last completions, never started
         for thread in others:
             thread.join(timeout=self.config.heartbeat_interval + 5)
         try:
@@ -192,22 +198,91 @@ class Runner:
             self._wake.wait(self.config.poll_interval)
 
     def _start_some(self) -> bool:
-        """Claim up to the free slots in one statement and start them in the claim's order."""
+        """Start the jobs the completions thread claimed, else claim the free slots and start
+        those; either way in the claim's order."""
+        with self._lock:
+            handed = list(self._handed)
+            self._handed.clear()
+        if handed:
+            return self._start_all(handed)
         if self._paused.is_set():
             return False  # asked to pause: running jobs finish, nothing new starts
-        with self._lock:
-            free = self.config.threads - len(self._running)
+        free = self._reserve_slots(None)
         if free <= 0:
             return False
-        jobs = job_queue.claim_many(self.database, self.worker_id, free)
-        with self._lock:
-            self._claimed.update(job.id for job in jobs)
+        jobs: list[ClaimedJob] = []
+        try:
+            jobs = job_queue.claim_many(self.database, self.worker_id, free)
+        finally:
+            self._unreserve_slots(free, jobs)
+        return self._start_all(jobs)
+
+    def _start_all(self, jobs: list[ClaimedJob]) -> bool:
         for index, job in enumerate(jobs):
             if not self._start(job):  # stopping: give back the claimed jobs not started
                 for rest in jobs[index + 1 :]:
                     self._give_back(rest)
                 return False
         return bool(jobs)
+
+    def _reserve_slots(self, finishing: Sequence[Completion] | None) -> int:
+        """Take the free slots for a claim; `finishing`: jobs whose slots its statement frees."""
+        with self._lock:
+            if self._stopping.is_set() or self._paused.is_set():
+                return 0
+            # A finishing job still counts as running until its thread has its answer.
+            leaving = len(finishing or ())
+            free = (
+                self.config.threads
+                - (len(self._running) - leaving)
+                - len(self._claimed)
+                - self._claiming
+            )
+            free = max(free, 0)
+            self._claiming += free
+            return free
+
+    def _unreserve_slots(
+        self, reserved: int, claimed: list[ClaimedJob], *, hand_over: bool = False
+    ) -> None:
+        """End a claim's reservation; its jobs are held (in _claimed) in the same moment, so no
+        slot is counted twice or not at all, and the reaper never takes them for strays."""
+        with self._lock:
+            self._claiming -= reserved
+            self._claimed.update(job.id for job in claimed)
+            if hand_over:
+                self._handed.extend(claimed)
+
+    def _complete_and_claim(self, finished: Sequence[Completion]) -> set[int]:
+        """Complete the jobs finished together and claim for the slots that frees: one statement.
+
+        The claimed jobs go to the dispatcher, which starts them. Returns the ids completed (the
+        others were fenced off).
+        """
+        free = self._reserve_slots(finished)
+        claimed: list[ClaimedJob] = []
+        try:
+            cycle = self._until_done(
+                lambda: job_cycle.complete_and_claim(self.database, self.worker_id, finished, free)
+            )
+            claimed = cycle.claimed
+        finally:
+            self._unreserve_slots(free, claimed, hand_over=True)
+        if claimed:
+            self.drained.clear()
+            self._wake.set()
+        return cycle.completed
+
+    def _give_back_handed(self) -> None:
+        """Release the jobs claimed for the dispatcher that it never started (stopping)."""
+        with self._lock:
+            left = list(self._handed)
+            self._handed.clear()
+        for job in left:
+            try:
+                self._give_back(job)
+            except CONNECTION_ERRORS:
+                log.warning("could not give back job %s: the reaper will", job.id)
 
     def _start(self, job: ClaimedJob) -> bool:
         """Start a claimed job once it fits the memory budget; False, given back, if stopping."""
@@ -242,8 +317,9 @@ class Runner:
             self._claimed.discard(job.id)
 
     def _check_drained(self) -> None:
-        if self.busy:
-            return
+        with self._lock:
+            if self._running or self._claimed:
+                return
         try:
             counts = job_queue.job_counts(self.database)
         except CONNECTION_ERRORS:
