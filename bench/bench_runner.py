@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
-from batchdesk.jobs import runner as runner_module
+from batchdesk.jobs import job_execution as execution_module
 from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_execution import JobEvent
@@ -240,11 +240,13 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
         # Where a job's time goes: wrap the whole job, the input's download, the pipeline and
         # the completion (which stores the outputs). What is left is hashing the outputs and
         # tidying up. The runner looks these up when it calls them, so the wrappers are used.
+        # (Running one job is job_execution's since the runner was split.)
         phases = Phases()
+        execution = runner._execution
         runner._run = phases.wrap("job", runner._run)  # type: ignore[method-assign]
-        runner._fetch = phases.wrap("fetch", runner._fetch)  # type: ignore[method-assign]
-        runner_module.run_pipeline = phases.wrap("pipeline", run_pipeline)
-        runner._complete = phases.wrap("complete", runner._complete)  # type: ignore[method-assign]
+        execution._fetch = phases.wrap("fetch", execution._fetch)  # type: ignore[method-assign]
+        execution_module.run_pipeline = phases.wrap("pipeline", run_pipeline)
+        execution._complete = phases.wrap("complete", execution._complete)
         server_cpu_start = backend_cpu(conninfo, background=True)
         machine = MachineCpu()
         cpu_start = time.process_time()
@@ -259,7 +261,7 @@ def with_runner(server: BenchServer, name: str, scratch: Path) -> dict[str, Any]
             server_cpu_end = backend_cpu(conninfo, background=True)
         finally:
             runner.stop()
-            runner_module.run_pipeline = run_pipeline
+            execution_module.run_pipeline = run_pipeline
         if not drained:
             raise RuntimeError(f"the runner did not drain the queue within {DRAIN_TIMEOUT:.0f} s")
         with psycopg.connect(conninfo) as conn:
