@@ -18,6 +18,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from batchdesk.jobs.image_pipeline import run_pipeline
+from batchdesk.jobs.input_buffer import InputBuffer
 from batchdesk.jobs.job_failures import JobFailed
 from batchdesk.jobs.pipeline_spec import parse_pipeline
 
@@ -94,24 +95,34 @@ def bomb(size: int = 2 << 20) -> bytes:
 
 
 def failure(tmp_path: Path, source: Path, steps: list[dict[str, Any]]) -> str:
-    spec = parse_pipeline("test-pipeline", "", 1, steps)
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    with pytest.raises(JobFailed) as caught:
-        run_pipeline(spec, source, work, file_name=FILE)
-    return str(caught.value)
+    """Return the job's sentence for the file (the same as for its bytes received into memory)."""
+    sentence = outcome(tmp_path, source, steps)
+    assert sentence != "ok"
+    return sentence
 
 
 def outcome(tmp_path: Path, source: Path, steps: list[dict[str, Any]]) -> str:
-    """Return 'ok' or the job's sentence."""
+    """Return 'ok' or the job's sentence, the same for the file and for its bytes in memory.
+
+    The runner receives an input into memory when it fits its memory budget, into a file
+    otherwise: a bad input must be told in the same words either way.
+    """
     spec = parse_pipeline("test-pipeline", "", 1, steps)
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    try:
-        run_pipeline(spec, source, work, file_name=FILE)
-    except JobFailed as exc:
-        return str(exc)
-    return "ok"
+    data = source.read_bytes()
+    results = []
+    with InputBuffer(len(data)) as in_memory:
+        in_memory.write(data)
+        for where, name in ((source, "work-file"), (in_memory, "work-memory")):
+            work = tmp_path / name
+            work.mkdir(exist_ok=True)
+            try:
+                run_pipeline(spec, where, work, file_name=FILE)
+            except JobFailed as exc:
+                results.append(str(exc))
+            else:
+                results.append("ok")
+    assert results[1] == results[0], "the same input read from memory is told differently"
+    return results[0]
 
 
 def pillow_decodes(path: Path) -> bool:

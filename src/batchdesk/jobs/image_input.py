@@ -12,6 +12,9 @@ The pixel limit is applied per call: the PNG is opened through Pillow's PNG clas
 rather than `Image.open`, whose process-wide `Image.MAX_IMAGE_PIXELS` check would warn above 89
 megapixels and refuse above 179 whatever limit the studio has set.
 
+A job's input may also be bytes the runner holds in memory (`InputBuffer`): it is checked and
+decoded exactly as a file is.
+
 An animated PNG is processed as its first frame (the default image that viewers without APNG
 support show); the other frames are ignored.
 
@@ -31,10 +34,14 @@ from PIL import Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPIma
 
 from batchdesk.domain.file_selection import PNG_SIGNATURE
 from batchdesk.jobs import png_structure
+from batchdesk.jobs.input_buffer import InputBuffer
 from batchdesk.jobs.job_failures import JobFailed
 from batchdesk.jobs.working_image import STORED_MODES, UnusableImage
 
 DEFAULT_MAX_PIXELS = 200_000_000
+
+# Where an image's bytes are: a file, or (a job's input) the runner's memory.
+Source = Path | InputBuffer
 
 _FACTORIES: dict[str, Callable[[IO[bytes]], Image.Image]] = {
     "png": PngImagePlugin.PngImageFile,
@@ -230,11 +237,25 @@ def _looks_like(head: bytes) -> str:
     return "its first bytes are not an image signature batchdesk knows"
 
 
-def _broken(path: Path, fmt: str, exc: BaseException) -> _Unusable:
+def _open(source: Source) -> IO[bytes]:
+    """Open an image's bytes for reading, wherever they are.
+
+    Raises:
+        _Unusable: the file cannot be opened (worth retrying: a share may come back).
+    """
+    if isinstance(source, InputBuffer):
+        return source.open()
+    try:
+        return source.open("rb")
+    except OSError as exc:
+        raise _Unusable("unreadable", exc.strerror or str(exc), retryable=True) from exc
+
+
+def _broken(source: Source, fmt: str, exc: BaseException) -> _Unusable:
     """Say what is wrong with a file a decoder refused: for a PNG, from its own chunks."""
     if fmt == "png":
         try:
-            with path.open("rb") as file:
+            with _open(source) as file:
                 fault = png_structure.find_fault(file)
         except OSError as error:
             raise _Unusable("unreadable", error.strerror or str(error), retryable=True) from error
@@ -248,17 +269,13 @@ def _broken(path: Path, fmt: str, exc: BaseException) -> _Unusable:
 _DECODER_ERRORS = (SyntaxError, OSError, ValueError, EOFError, IndexError, struct.error)
 
 
-def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image.Image | None:
+def _read_image(source: Source, fmt: str, max_pixels: int, *, decode: bool) -> Image.Image | None:
     """Check an image file and decode it once; None when only checking (`decode` false).
 
     Raises:
         _Unusable: what is wrong with the file.
     """
-    try:
-        file = path.open("rb")
-    except OSError as exc:
-        raise _Unusable("unreadable", exc.strerror or str(exc), retryable=True) from exc
-    with file:
+    with _open(source) as file:
         try:
             head = file.read(64)
         except OSError as exc:
@@ -271,7 +288,7 @@ def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image
         try:
             image = _FACTORIES[fmt](file)
         except _DECODER_ERRORS as exc:
-            raise _broken(path, fmt, exc) from exc
+            raise _broken(source, fmt, exc) from exc
         width, height = image.size
         # Our own limit, before a single pixel is decoded.
         if width * height > max_pixels:
@@ -279,10 +296,10 @@ def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image
         if image.mode not in STORED_MODES and image.mode not in _CONVERTIBLE_MODES:
             raise _Unusable("mode", mode=image.mode)
         if fmt == "png":
-            _verify_png(path)
+            _verify_png(source)
         if not decode:
             if isinstance(image, PngImagePlugin.PngImageFile):
-                _check_png_without_decoding(path, file, image)
+                _check_png_without_decoding(source, file, image)
             return None
         try:
             image.load()
@@ -291,22 +308,22 @@ def _read_image(path: Path, fmt: str, max_pixels: int, *, decode: bool) -> Image
         except Image.DecompressionBombError as exc:  # only from a plugin's own internal check
             raise _Unusable("too_big", size=image.size) from exc
         except _DECODER_ERRORS as exc:
-            raise _broken(path, fmt, exc) from exc
+            raise _broken(source, fmt, exc) from exc
     if image.mode in _CONVERTIBLE_MODES:
         image = image.convert(_CONVERTIBLE_MODES[image.mode])
     return image
 
 
-def _verify_png(path: Path) -> None:
-    with path.open("rb") as file:
+def _verify_png(source: Source) -> None:
+    with _open(source) as file:
         try:
             PngImagePlugin.PngImageFile(file).verify()
         except _DECODER_ERRORS as exc:
-            raise _broken(path, "png", exc) from exc
+            raise _broken(source, "png", exc) from exc
 
 
 def _check_png_without_decoding(
-    path: Path, file: IO[bytes], image: PngImagePlugin.PngImageFile
+    source: Source, file: IO[bytes], image: PngImagePlugin.PngImageFile
 ) -> None:
     """Refuse what decoding this verified PNG would refuse, without holding its pixels.
 
@@ -326,7 +343,7 @@ def _check_png_without_decoding(
     try:
         _read_chunks_after_pixels(file, image, first.offset)
     except _DECODER_ERRORS as exc:
-        raise _broken(path, "png", exc) from exc
+        raise _broken(source, "png", exc) from exc
 
 
 def _read_chunks_after_pixels(
@@ -399,14 +416,16 @@ def png_header_size(head: bytes) -> tuple[int, int, str] | None:
 # -- what the pipeline reads ------------------------------------------------------------------
 
 
-def read_input(path: Path, file_name: str, max_pixels: int, *, decode: bool) -> Image.Image | None:
-    """Check an input PNG and decode it once; None when only checking (`decode` false).
+def read_input(
+    source: Source, file_name: str, max_pixels: int, *, decode: bool
+) -> Image.Image | None:
+    """Check an input PNG (a file, or bytes in memory) and decode it once; None when only checking.
 
     Raises:
         JobFailed: one sentence naming the file, what is wrong with it and what to do.
     """
     try:
-        return _read_image(path, "png", max_pixels, decode=decode)
+        return _read_image(source, "png", max_pixels, decode=decode)
     except _Unusable as problem:
         message = _input_message(file_name, problem, max_pixels)
         raise JobFailed(message, retryable=problem.retryable) from None

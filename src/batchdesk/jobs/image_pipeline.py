@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 
-from batchdesk.jobs.image_input import DEFAULT_MAX_PIXELS, read_back, read_input, read_png_size
+from batchdesk.jobs.image_input import (
+    DEFAULT_MAX_PIXELS,
+    Source,
+    png_header_size,
+    read_back,
+    read_input,
+    read_png_size,
+)
+from batchdesk.jobs.input_buffer import InputBuffer
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.pipeline_spec import PipelineSpec
 from batchdesk.jobs.step_specs import Encoding, StepSpec
@@ -71,13 +79,21 @@ class _OutputWriter:
         )
         self._add(name, final, encoding.media_type, size)
 
-    def copy(self, source: Path) -> None:
+    def copy(self, source: Source) -> None:
         """Deliver the input unchanged (its bytes, not a re-encoding) as `<stem>.png`."""
         name = f"{self.stem}.png"
-        width, height, _mode = read_png_size(source)
+        if isinstance(source, InputBuffer):
+            header = png_header_size(source.head(33))
+            assert header is not None  # read_input has checked it
+            width, height, _mode = header
+        else:
+            width, height, _mode = read_png_size(source)
 
         def copy_to(target: Path) -> tuple[int, int]:
-            shutil.copyfile(source, target)
+            if isinstance(source, InputBuffer):
+                source.write_to(target)
+            else:
+                shutil.copyfile(source, target)
             return width, height
 
         final, size = self._write(self.file_name, name, ".png", copy_to)
@@ -117,7 +133,7 @@ class _OutputWriter:
 
 def run_pipeline(
     spec: PipelineSpec,
-    input_path: Path,
+    source: Source,
     work_dir: Path,
     *,
     file_name: str,
@@ -129,7 +145,7 @@ def run_pipeline(
 
     Args:
         spec: the pipeline; with no steps the input is delivered unchanged as `<stem>.png`.
-        input_path: the PNG to process (read only).
+        source: the PNG to process (read only): a file, or a job's input held in memory.
         work_dir: where outputs and temporary files go; the caller removes it afterwards.
         file_name: the name the user submitted, used in output names and messages.
         max_pixels: inputs (and tools' outputs) with more pixels are refused before decoding.
@@ -147,7 +163,7 @@ def run_pipeline(
             raise StopRequested(f"{file_name}: stopped on request")
 
     stop_if_requested()
-    image = read_input(input_path, file_name, max_pixels, decode=bool(spec.steps))
+    image = read_input(source, file_name, max_pixels, decode=bool(spec.steps))
     try:
         writer = _OutputWriter(work_dir, file_name)
     except OSError as exc:
@@ -158,7 +174,7 @@ def run_pipeline(
             retryable=True,
         ) from exc
     if image is None:
-        writer.copy(input_path)
+        writer.copy(source)
         return writer.outputs
     working = WorkingImage.from_decoded(image)
     del image  # the steps hold it now: one that replaces it frees it (memory_estimate counts so)

@@ -1,9 +1,14 @@
-"""Running one job: estimate its memory, fetch its input, run its pipeline, store its outputs.
+"""Running one job: plan it, fetch its input, run its pipeline, store its outputs.
 
-The runner (runner.py) decides which jobs run and when; `JobExecution` runs one it started on a
-job thread and records how it ended (completed, failed, given back, dropped), telling the
+The runner (runner.py) decides which jobs run and when; `JobExecution` plans each job it claims
+(`plan`: its pipeline, read once, and its memory estimate) and runs one it started on a job
+thread, recording how it ended (completed, failed, given back, dropped) and telling the
 runner's owner through `JobEvent`s. What it learns from the database it waits for through
 outages (`until_done`): nothing a job produced is dropped because the server was away.
+
+An input whose bytes fit the memory budget beside the job's images is received into memory and
+decoded from there (`InputBuffer`); a larger one goes through a temporary file in the job's
+folder. Either way the input is read the same way and the outputs are the same.
 """
 
 import logging
@@ -12,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +27,7 @@ from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, No
 from batchdesk.jobs import attempt_log
 from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
+from batchdesk.jobs.input_buffer import InputBuffer
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.job_warnings import recorded_warnings
 from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory
@@ -66,6 +72,21 @@ class JobEvent:
     outputs: int = 0
 
 
+@dataclass(frozen=True)
+class JobPlan:
+    """What a claimed job needs, read once before it starts.
+
+    `memory` is what the runner reserves in its budget (None: nothing it can estimate; the job
+    then fails on its own before decoding), including the input's bytes when `in_memory`.
+    `problem` is why the job's pipeline cannot be used: the job fails with it.
+    """
+
+    memory: MemoryEstimate | None
+    spec: PipelineSpec | None = None
+    problem: NotFound | InvalidRequest | None = None
+    in_memory: bool = False
+
+
 class JobExecution:
     """Runs the jobs a runner starts, one call of `run` per job, on the runner's job threads."""
 
@@ -74,6 +95,7 @@ class JobExecution:
         database: Database,
         *,
         max_pixels: int,
+        memory_budget: int,
         work_dir: Path,
         complete: Callable[[Completion], bool],
         stopping: threading.Event,
@@ -82,6 +104,7 @@ class JobExecution:
     ) -> None:
         self.database = database
         self._max_pixels = max_pixels
+        self._memory_budget = memory_budget
         self._work_dir = work_dir
         # Completes a job, with others finishing at the same moment; False if fenced off.
         self._complete = complete
@@ -93,43 +116,56 @@ class JobExecution:
     def _until_done(self, action: Callable[[], T]) -> T:
         return until_done(action, self._stopping)
 
-    def estimate(self, job: ClaimedJob) -> MemoryEstimate | None:
-        """Estimate a job's peak image memory from its input's header and its pipeline's steps.
+    def plan(self, job: ClaimedJob) -> JobPlan:
+        """Read a job's pipeline and estimate its peak memory from its input's header.
 
-        None when it cannot matter: no usable header, too many pixels, no valid pipeline. The
-        job then fails on its own before it decodes anything.
+        The estimate is None when it cannot matter: no usable header, too many pixels, no valid
+        pipeline. The job then fails on its own before it decodes anything.
         """
         with self.database.connect() as connection:
             size = png_header_size(job_queue.input_header(connection, job.input_sha256))
             try:
                 row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
                 spec = parse_pipeline(row.name, row.description, row.version, row.steps)
-            except (NotFound, InvalidRequest):
-                return None
+            except (NotFound, InvalidRequest) as exc:
+                return JobPlan(None, problem=exc)
         if size is None or size[0] * size[1] > self._max_pixels:
-            return None
-        return estimate_job_memory(spec, *size)
+            return JobPlan(None, spec)
+        memory = estimate_job_memory(spec, *size)
+        # Held in memory from its download to the job's end, the input counts at the peak. A
+        # pipeline without steps never decodes: it reads its input as a stream, from a file.
+        with_input = memory.peak + job.input_size
+        if spec.steps and with_input <= self._memory_budget:
+            return JobPlan(replace(memory, peak=with_input), spec, in_memory=True)
+        return JobPlan(memory, spec)
 
-    def run(self, job: ClaimedJob, refusal: str | None) -> None:
-        """Run a job to its end; `refusal` fails it at once (it can never fit the budget)."""
+    def run(self, job: ClaimedJob, plan: JobPlan, refusal: str | None) -> None:
+        """Run a planned job to its end; `refusal` fails it at once (it can never fit)."""
         # Pillow's warnings and what the job's tools say are kept with this attempt as its log
         # (attempt_log.recorded(), passed to the job's completion, failure or release).
         with recorded_warnings() as warned, attempt_log.recording(warnings=warned):
-            self._run_recorded(job, refusal)
+            self._run_recorded(job, plan, refusal)
         for warning in dict.fromkeys(warned):  # once each: the file is opened more than once
             # Kept with the job rather than printed (see job_warnings).
             log.warning(
                 "%s / %s: Pillow warned: %s", job.base_directory_name, job.file_name, warning
             )
 
-    def _run_recorded(self, job: ClaimedJob, refusal: str | None) -> None:
+    def _run_recorded(self, job: ClaimedJob, plan: JobPlan, refusal: str | None) -> None:
         began = time.monotonic()
         work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.id}-", dir=self._work_dir))
         self._emit("started", job)
         try:
             if refusal is not None:
                 raise JobFailed(refusal)  # it can never fit this worker's memory budget
-            self._run_pipeline(job, work_dir, began)
+            if plan.problem is not None:
+                raise plan.problem
+            assert plan.spec is not None
+            if plan.in_memory:
+                with InputBuffer(job.input_size) as received:
+                    self._run_pipeline(job, plan.spec, received, work_dir, began)
+            else:
+                self._run_pipeline(job, plan.spec, work_dir / "input.png", work_dir, began)
         except StopRequested:
             if self._is_revoked(job.id):
                 self._emit("dropped", job, "cancelled or taken over while running")
@@ -159,12 +195,18 @@ class JobExecution:
     def _should_stop(self, job: ClaimedJob) -> Callable[[], bool]:
         return lambda: self._stopping.is_set() or self._is_revoked(job.id)
 
-    def _run_pipeline(self, job: ClaimedJob, work_dir: Path, began: float) -> None:
-        input_path = work_dir / "input.png"
-        spec = self._until_done(lambda: self._fetch(job, input_path))
+    def _run_pipeline(
+        self,
+        job: ClaimedJob,
+        spec: PipelineSpec,
+        source: InputBuffer | Path,
+        work_dir: Path,
+        began: float,
+    ) -> None:
+        self._until_done(lambda: self._fetch(job, source))
         outputs = run_pipeline(
             spec,
-            input_path,
+            source,
             work_dir,
             file_name=job.file_name,
             max_pixels=self._max_pixels,
@@ -184,15 +226,20 @@ class JobExecution:
         else:
             self._emit("dropped", job, "cancelled or taken over while running", seconds=seconds)
 
-    def _fetch(self, job: ClaimedJob, input_path: Path) -> PipelineSpec:
+    def _fetch(self, job: ClaimedJob, target: InputBuffer | Path) -> None:
+        """Receive a job's input into memory or a file (from the start again on a retry)."""
         with self.database.connect() as connection:
-            row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
+            paths = self.database.share_paths
             # One streamed query: the server sends the next chunks while this one is written.
-            with input_path.open("wb") as out:
-                paths = self.database.share_paths
-                for chunk in file_bytes.chunk_views(connection, job.input_sha256, paths):
+            chunks = file_bytes.chunk_views(connection, job.input_sha256, paths)
+            if isinstance(target, InputBuffer):
+                target.clear()
+                for chunk in chunks:
+                    target.write(chunk)
+                return
+            with target.open("wb") as out:
+                for chunk in chunks:
                     out.write(chunk)
-        return parse_pipeline(row.name, row.description, row.version, row.steps)
 
     def _record_failure(
         self, job: ClaimedJob, message: str, *, retryable: bool, began: float

@@ -271,7 +271,7 @@ def find_fault(file: IO[bytes]) -> PngFault | None:
     checksum, metadata that unpacks past Pillow's limits, no pixel data before the end, pixel
     data that does not inflate. Like Pillow, it accepts a header that is not the first chunk.
     """
-    end = os.fstat(file.fileno()).st_size
+    end = file.seek(0, os.SEEK_END)  # a file, or a job's input in memory: no fstat
     position = len(PNG_SIGNATURE)
     metadata = _MetadataCheck()
     layout: PixelLayout | None = None

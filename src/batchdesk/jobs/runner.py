@@ -38,7 +38,13 @@ import psycopg
 
 from batchdesk.jobs import temp_folders
 from batchdesk.jobs.completion_batches import CompletionBatches
-from batchdesk.jobs.job_execution import CONNECTION_ERRORS, JobEvent, JobExecution, until_done
+from batchdesk.jobs.job_execution import (
+    CONNECTION_ERRORS,
+    JobEvent,
+    JobExecution,
+    JobPlan,
+    until_done,
+)
 from batchdesk.jobs.memory_estimate import over_budget_message
 from batchdesk.storage import job_cycle, job_queue, worker_liveness, workers
 from batchdesk.storage.database import Database
@@ -129,6 +135,7 @@ class Runner:
         self._execution = JobExecution(
             database,
             max_pixels=self.config.max_pixels,
+            memory_budget=self.config.memory_budget,
             work_dir=self._work_dir,
             complete=self._completions.complete,
             stopping=self._stopping,
@@ -286,7 +293,8 @@ class Runner:
 
     def _start(self, job: ClaimedJob) -> bool:
         """Start a claimed job once it fits the memory budget; False, given back, if stopping."""
-        memory = self._until_done(lambda: self._execution.estimate(job))
+        plan = self._until_done(lambda: self._execution.plan(job))
+        memory = plan.memory
         budget = self.config.memory_budget
         refusal = None
         if memory is not None and memory.peak > budget:
@@ -307,7 +315,7 @@ class Runner:
             self._running[job.id] = job
             self._memory_in_use += reserved
         self.drained.clear()
-        self._pool.start(lambda: self._run(job, reserved, refusal))
+        self._pool.start(lambda: self._run(job, plan, reserved, refusal))
         return True
 
     def _give_back(self, job: ClaimedJob) -> None:
@@ -329,9 +337,9 @@ class Runner:
 
     # -- one job -----------------------------------------------------------------------------
 
-    def _run(self, job: ClaimedJob, reserved: int, refusal: str | None) -> None:
+    def _run(self, job: ClaimedJob, plan: JobPlan, reserved: int, refusal: str | None) -> None:
         try:
-            self._execution.run(job, refusal)
+            self._execution.run(job, plan, refusal)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
