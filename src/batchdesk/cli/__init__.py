@@ -305,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|database",
         help="a folder on the studio's share (as the studio names it), or 'database'",
     )
+    move_files = actions.add_parser(
+        "move-files",
+        help="move every stored file's bytes to the file store or into the database; "
+        "stop it at any time and run it again to go on",
+    )
+    move_files.add_argument(
+        "--to", required=True, choices=("store", "database"), help="where the bytes go"
+    )
+    move_files.add_argument("--json", action="store_true", help="print the summary as JSON")
     timezone = actions.add_parser("timezone", help="show or set the zone that decides 'today'")
     timezone.add_argument("zone", nargs="?", help="e.g. Europe/London; 'server' for the default")
     default_priority = actions.add_parser(

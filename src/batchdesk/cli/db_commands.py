@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from batchdesk.app import AppContext, open_app
-from batchdesk.cli.output import ProgressLine, err, print_json
+from batchdesk.cli.output import ProgressLine, err, print_json, visible
 from batchdesk.domain.units import format_size, plural
 from batchdesk.errors import InvalidRequest
 from batchdesk.storage import (
@@ -20,6 +20,8 @@ from batchdesk.storage import (
 )
 from batchdesk.storage.blob_store import BlobCount, UnreferencedBlobs
 from batchdesk.storage.file_bytes import FileStoreSetting
+from batchdesk.storage.file_moves import FileMover, MoveTally
+from batchdesk.storage.folder_store import StoreUnavailable
 from batchdesk.storage.pool import only_row
 from batchdesk.storage.store_gc import StoreGarbage
 
@@ -33,6 +35,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         "gc": _db_gc,
         "timezone": _db_timezone,
         "file-store": _db_file_store,
+        "move-files": _db_move_files,
         "priority": _db_priority,
     }[args.db_command]
     return handler(args)
@@ -305,7 +308,8 @@ def _db_file_store(args: argparse.Namespace) -> int:
             if current.folder and current.folder != args.where and in_store:
                 raise InvalidRequest(
                     f"{plural(in_store, 'file')} are kept in the file store {current.folder}; "
-                    "move them into the database first, or keep that folder."
+                    "move them into the database first (`batchdesk db move-files --to "
+                    "database`), or keep that folder."
                 )
             folder_store.check_folder(paths.to_local(args.where))  # a sentence if it cannot
             store_identity.claim(connection, paths.to_local(args.where))
@@ -328,3 +332,69 @@ def _db_priority(args: argparse.Namespace) -> int:
         current = farm_controls.default_priority(connection)
     print(f"New batches get priority {current}; batches made before keep theirs.")
     return 0
+
+
+def _db_move_files(args: argparse.Namespace) -> int:
+    line = ProgressLine()
+
+    def show(tally: MoveTally) -> None:
+        line("Moving", tally.done_bytes, tally.total_bytes, (tally.done_files, tally.total_files))
+
+    again = f"Run `batchdesk db move-files --to {args.to}` again"
+    with open_app(args.database_url, on_status=err) as app:
+        mover = FileMover(app.database, args.to, show)
+        try:
+            tally = mover.run()
+        except KeyboardInterrupt:
+            line.finish()
+            err(f"Stopped {_so_far(mover.tally)} {again} to move the rest.")
+            return 130
+        except StoreUnavailable as exc:
+            line.finish()
+            if not mover.tally.done_files:
+                raise  # refused before anything moved: the sentence says it all
+            err(f"{exc} Stopped {_so_far(mover.tally)} {again} once the share is usable.")
+            return 1
+        finally:
+            line.finish()
+        with app.database.connect() as connection:
+            setting = file_bytes.read_setting(connection)
+    if args.json:
+        print_json(tally.as_json())
+    else:
+        where = "into the database" if args.to == file_bytes.DATABASE else f"to {setting.folder}"
+        there = "was" if tally.already_there == 1 else "were"
+        print(
+            visible(
+                f"Moved {_files(tally.moved_files, tally.moved_bytes)} {where} in "
+                f"{tally.seconds:.1f} s; {tally.already_there:,} {there} there already."
+            )
+        )
+    for problem in tally.problems:
+        err(problem)
+    if tally.old_copies_left:
+        err(
+            f"{plural(tally.old_copies_left, 'old copy', 'old copies')} could not be deleted "
+            "from the file store; they are unused, and the files are whole in the database."
+        )
+    if args.to == file_bytes.DATABASE and setting.new_files == file_bytes.STORE:
+        err(
+            "New files still go to the file store: `batchdesk db file-store database` sends "
+            "them to the database."
+        )
+    if tally.problems:
+        err(
+            f"{plural(len(tally.problems), 'file')} could not be moved (said above) and "
+            "stayed where they were; every other file was moved."
+        )
+        return 1
+    return 0
+
+
+def _so_far(tally: MoveTally) -> str:
+    """What an interrupted move leaves, truly: every file whole in one place or the other."""
+    left = tally.total_files - tally.done_files
+    return (
+        f"after moving {_files(tally.moved_files, tally.moved_bytes)}, with {left:,} left; "
+        "every file is whole in one place or the other."
+    )

@@ -69,7 +69,10 @@ class ProgressLine:
         self.shown = False
         self.counting = counting  # what is counted ("folders"); None: bytes
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(
+        self, phase: str, done: int, total: int, files: tuple[int, int] | None = None
+    ) -> None:
+        """Show `done` of `total`, and with `files`, (files done, files in all) beside it."""
         if not self.enabled or total == 0:
             return
         percent = 100 * done // total
@@ -77,6 +80,8 @@ class ProgressLine:
             amount = f"{done:,} of {total:,} {self.counting}"
         else:
             amount = f"{format_size(done)} of {format_size(total)}"
+        if files:
+            amount += f", {files[0]:,} of {files[1]:,} files"
         sys.stderr.write(f"\r{phase} {percent:3d}% ({amount})")
         sys.stderr.flush()
         self.shown = True
@@ -84,3 +89,4 @@ class ProgressLine:
     def finish(self) -> None:
         if self.shown:
             sys.stderr.write("\n")
+            self.shown = False

@@ -13,7 +13,7 @@ first holds the files against `batchdesk db gc` (`store_gc.hold`), which removes
 row names: anything else that comes to name a store file (moving files into the store) must too.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,31 +260,7 @@ def chunk_views(
 
     Write each chunk before asking for the next (see `blob_store.stream_chunk_views`).
     """
-    location = _location(connection, sha256)
-    if location is None:
-        yield from blob_store.stream_chunk_views(connection, sha256)
-    else:
-        yield from _read_from_store(connection, location, sha256, paths)
-
-
-def _location(connection: Connection, sha256: bytes) -> tuple[str, int] | None:
-    """Return the store folder (as the studio names it) and size of a file kept in the store.
-
-    None for a file in the database (or not stored at all: reading it yields nothing).
-    """
-    row = connection.execute(
-        "SELECT b.location, b.size, (SELECT value FROM studio_settings WHERE key = %s) "
-        "FROM blobs b WHERE b.sha256 = %s",
-        (_FOLDER_KEY, sha256),
-    ).fetchone()
-    if row is None or row[0] == DATABASE:
-        return None
-    if row[2] is None:
-        raise NotFound(
-            f"The stored file {sha256.hex()[:12]} is kept in the file store, but no file store "
-            "folder is set in the studio settings."
-        )
-    return str(row[2]), int(row[1])
+    yield from _follow(connection, sha256, paths, blob_store.stream_chunk_views)
 
 
 def chunks(
@@ -296,26 +272,94 @@ def chunks(
     the connection's transaction: see `blob_store.stream_chunks`); False reads it a chunk per
     query. A file in the store is checked against its hash as it is read.
     """
-    location = _location(connection, sha256)
-    if location is None:
-        if streamed:
-            yield from blob_store.stream_chunks(connection, sha256)
-        else:
-            yield from blob_store.read_chunks(connection, sha256)
-        return
-    yield from _read_from_store(connection, location, sha256, paths)
+    read = blob_store.stream_chunks if streamed else blob_store.read_chunks
+    for chunk in _follow(connection, sha256, paths, read):
+        yield chunk if isinstance(chunk, bytes) else bytes(chunk)
 
 
-def _read_from_store(
-    connection: Connection, location: tuple[str, int], sha256: bytes, paths: SharePaths
+@dataclass(frozen=True)
+class _Place:
+    location: str
+    size: int
+    folder: str | None  # the store's folder as the studio names it
+
+
+def _place(connection: Connection, sha256: bytes) -> _Place | None:
+    """Return where a stored file's bytes are, or None when it is not stored (any more)."""
+    row = connection.execute(
+        "SELECT b.location, b.size, (SELECT value FROM studio_settings WHERE key = %s) "
+        "FROM blobs b WHERE b.sha256 = %s",
+        (_FOLDER_KEY, sha256),
+    ).fetchone()
+    return None if row is None else _Place(str(row[0]), int(row[1]), row[2])
+
+
+def _store_chunks(
+    connection: Connection, place: _Place, sha256: bytes, paths: SharePaths
 ) -> Iterator[bytes]:
-    root = paths.to_local(location[0])
+    if place.folder is None:
+        raise NotFound(
+            f"The stored file {sha256.hex()[:12]} is kept in the file store, but no file store "
+            "folder is set in the studio settings."
+        )
+    root = paths.to_local(place.folder)
     try:
-        yield from folder_store.read(root, sha256, location[1])
+        yield from folder_store.read(root, sha256, place.size)
     except NotFound as exc:
         if not isinstance(exc, folder_store.DamagedFile):
             store_identity.check(connection, root, paths)  # the wrong folder, not a lost file?
         raise
+
+
+# A file moves at most once per `db move-files` run: following it three times in one read is
+# more than enough.
+_MOVES_FOLLOWED = 3
+
+
+def _follow(
+    connection: Connection,
+    sha256: bytes,
+    paths: SharePaths,
+    from_database: Callable[[Connection, bytes], Iterator[bytes | memoryview]],
+) -> Iterator[bytes | memoryview]:
+    """Yield a file's bytes from where they are, following them if they move meanwhile.
+
+    A reader looks up where the file is and then reads it in another statement, with no lock
+    (a viewer may not take one): `db move-files` may move the file in between, and deletes the
+    old copy once the new one is committed. The bytes the old place stops giving (its chunks
+    gone, its file deleted) are read on from the new place, which holds the same bytes.
+    """
+    done = 0
+    place = _place(connection, sha256)
+    for _ in range(_MOVES_FOLLOWED):
+        if place is None:
+            return
+        position = 0
+        try:
+            source = (
+                from_database(connection, sha256)
+                if place.location == DATABASE
+                else _store_chunks(connection, place, sha256, paths)
+            )
+            for chunk in source:
+                end = position + len(chunk)
+                if end > done:
+                    yield chunk if position >= done else chunk[done - position :]
+                    done = end
+                position = end
+        except (NotFound, folder_store.StoreUnavailable):
+            now = _place(connection, sha256)
+            if now is None or now.location == place.location:
+                raise
+            place = now
+            continue
+        if done >= place.size:
+            return
+        now = _place(connection, sha256)
+        if now is None or now.location == place.location:
+            return  # cut short where it is: the caller, knowing the size, says so
+        place = now
+    raise NotFound(f"The stored file {sha256.hex()[:12]} kept moving while it was read; try again.")
 
 
 def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[str]:
@@ -336,5 +380,6 @@ def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[s
     for sha256, size in rows:
         assert folder is not None
         problem = folder_store.verify(paths.to_local(folder), bytes(sha256), int(size))
-        if problem:
+        now = _place(connection, bytes(sha256)) if problem else None
+        if problem and now is not None and now.location == STORE:  # not moved out meanwhile
             yield problem

@@ -24,7 +24,7 @@ import mmap
 import os
 import sys
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -451,6 +451,59 @@ def verify(root: Path, sha256: bytes, size: int) -> str | None:
     except KnownError as exc:
         return str(exc)
     return None
+
+
+def put_chunks(
+    root: Path,
+    chunks: Iterable[bytes | memoryview],
+    sha256: bytes,
+    size: int,
+    on_bytes: Callable[[int], None] | None = None,
+) -> int:
+    """Make a file durable in the store from its bytes kept elsewhere; return bytes written.
+
+    For moving a file in (`db move-files`), after which its other copy is deleted: so a file
+    already under the name is read and kept only if its bytes are right (0 returned), and a
+    damaged one is replaced. Raises DamagedFile when `chunks` are not the file's bytes and
+    StoreUnavailable when the store cannot be written; nothing new is under the name then.
+    """
+    target = root / relative_path(sha256)
+    if _present(target, size) and verify(root, sha256, size) is None:
+        return 0
+    if not root.is_dir():
+        raise StoreUnavailable(
+            f"The file store {root} is not there: is the share mounted on this machine?"
+        )
+    temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+    check = hashlib.sha256()
+    written = 0
+    try:
+        changed = _make_folders(root, target)
+        with temporary.open("xb") as out:
+            for chunk in chunks:
+                check.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if written != size or check.digest() != sha256:
+            raise DamagedFile(
+                f"The stored file {sha256.hex()[:12]} is damaged where it is kept now: its "
+                "bytes do not match the file that was stored."
+            )
+        if target.exists():
+            os.replace(temporary, target)  # what is there is damaged or cut short
+        else:
+            _publish(temporary, target)
+        for folder in changed:  # new fan-out folders too: the name must survive a power cut
+            _sync_folder(folder)
+    except OSError as exc:
+        raise _unavailable(root, exc, "write to") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    return written
 
 
 def remove(root: Path, sha256: bytes) -> None:

@@ -33,8 +33,9 @@ def downgrade() -> None:
         DO $$
         BEGIN
             IF EXISTS (SELECT 1 FROM blobs WHERE location = 'store') THEN
-                RAISE EXCEPTION 'files are kept in the file store: move them into the database '
-                    'first (batchdesk db move-files --to database)';
+                RAISE EXCEPTION 'files are kept in the file store: bring them into the database '
+                    'first (batchdesk db file-store database, then batchdesk db move-files '
+                    '--to database)';
             END IF;
         END $$
         """
