@@ -416,11 +416,13 @@ def store_rows_kept(
         rows = connection.execute(
             "SELECT sha256 FROM blobs WHERE location = 'store' AND sha256 = ANY(%s)",
             (list(hashes),),
+            binary=True,  # hashes as bytes on the wire both ways, not escaped text
         ).fetchall()
     else:
         rows = connection.execute(
             "SELECT sha256 FROM blobs b WHERE location = 'store' AND sha256 = ANY(%s) "
             f"AND NOT (b.created_at < now() - make_interval(secs => %s) AND {_UNREFERENCED})",
             (list(hashes), grace_seconds),
+            binary=True,
         ).fetchall()
     return {bytes(row[0]) for row in rows}

@@ -23,6 +23,7 @@ is per folder (256 keys), not per file: a writer of thousands of small files tak
 locks, well inside the server's shared lock table, and the collector works a folder at a time.
 """
 
+import contextlib
 import os
 import re
 import time
@@ -40,7 +41,7 @@ from batchdesk.storage.pool import Connection, only_row
 LOCK_CLASS = 0x42_44_53  # "BDS"
 GRACE_SECONDS = blob_store.GRACE_SECONDS
 # Files looked at (and removed) per transaction: a folder's lock is never held for long.
-ROUND = 200
+ROUND = 500
 
 ProgressCallback = Callable[[int, int], None]  # (folders looked through, folders in all)
 
@@ -122,8 +123,9 @@ class StoreGarbage:
 class _Found:
     """One first-level folder's files: named ones by hash, and temporary ones."""
 
-    named: dict[bytes, tuple[Path, int, float]] = field(default_factory=dict)
-    temporary: list[tuple[Path, int, float]] = field(default_factory=list)
+    # Paths as text: a walk of a million files makes no Path objects it does not need.
+    named: dict[bytes, tuple[str, int, float]] = field(default_factory=dict)
+    temporary: list[tuple[str, int, float]] = field(default_factory=list)
 
 
 def collect(
@@ -192,7 +194,7 @@ def _not_ours(connection: Connection, root: Path, database: Database) -> str | N
     return None
 
 
-def _entries(folder: Path) -> Iterator[os.DirEntry[str]]:
+def _entries(folder: str | Path) -> Iterator[os.DirEntry[str]]:
     with os.scandir(folder) as entries:
         yield from entries
 
@@ -207,7 +209,7 @@ def _add_temporary(found: _Found, entries: Iterator[os.DirEntry[str]]) -> None:
             follow_symlinks=False
         ):
             status = entry.stat(follow_symlinks=False)
-            found.temporary.append((Path(entry.path), status.st_size, status.st_mtime))
+            found.temporary.append((entry.path, status.st_size, status.st_mtime))
 
 
 def _look_through(top: Path) -> _Found:
@@ -217,7 +219,7 @@ def _look_through(top: Path) -> _Found:
         if not (_FOLDER.fullmatch(second.name) and _is_dir(second)):
             continue
         prefix = top.name + second.name
-        for entry in _entries(Path(second.path)):
+        for entry in _entries(second.path):
             if entry.name.startswith(folder_store.TEMPORARY_PREFIX):
                 _add_temporary(found, iter([entry]))
             elif (
@@ -227,7 +229,7 @@ def _look_through(top: Path) -> _Found:
             ):
                 status = entry.stat(follow_symlinks=False)
                 found.named[bytes.fromhex(entry.name)] = (
-                    Path(entry.path),
+                    entry.path,
                     status.st_size,
                     status.st_mtime,
                 )
@@ -243,7 +245,7 @@ def _settle_temporary(result: StoreGarbage, found: _Found, cutoff: float, delete
             result.recent_bytes += size
             continue
         if delete:
-            path.unlink(missing_ok=True)
+            _unlink(path)
         result.files += 1
         result.bytes += size
         result.temporary_files += 1
@@ -311,14 +313,19 @@ def _remove(
             path, size, _mtime = found.named[sha]
             if not _still_old(path, cutoff):
                 continue
-            path.unlink(missing_ok=True)
+            _unlink(path)
             result.files += 1
             result.bytes += size
 
 
-def _still_old(path: Path, cutoff: float) -> bool:
+def _still_old(path: str, cutoff: float) -> bool:
     # A share without hard links publishes by rename, which can replace a file with a new one.
     try:
-        return path.stat(follow_symlinks=False).st_mtime < cutoff
+        return os.stat(path, follow_symlinks=False).st_mtime < cutoff
     except FileNotFoundError:
         return False
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):  # gone already: what we wanted
+        os.unlink(path)
