@@ -277,7 +277,7 @@ def test_gc_on_a_share_mounted_read_only_says_it_cannot_delete_and_loses_nothing
         remount(share, "rw")
 
     assert refused.problem == (
-        f"Cannot delete from the file store {share}: Read-only file system ({unused}); the rest "
+        f"Cannot delete from the file store {share}: Read-only file system ({share}); the rest "
         "of it was left as it is."
     )
     assert refused.files == 0

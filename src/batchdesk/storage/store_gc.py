@@ -27,6 +27,7 @@ import contextlib
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,8 @@ def collect(
         result.problem = _not_ours(connection, root, database)
     if result.problem:
         return result
-    cutoff = time.time() - grace_seconds
     try:
+        cutoff = _store_clock(root, delete) - grace_seconds
         folders = sorted(e.name for e in _entries(root) if _FOLDER.fullmatch(e.name) and _is_dir(e))
         at_root = _Found()
         _add_temporary(at_root, _entries(root))  # probes left by a writability check
@@ -192,6 +193,26 @@ def _not_ours(connection: Connection, root: Path, database: Database) -> str | N
     except StoreUnavailable as exc:
         return f"{exc} Nothing was deleted from it."
     return None
+
+
+def _store_clock(root: Path, delete: bool) -> float:
+    """Return the time now by the clock that dates the store's files: the file server's.
+
+    A file's age is its modification time, set by the server on a network share; this
+    machine's clock may be off from it by minutes. A file written and removed at once says what
+    the server's time is. A dry run on a share it cannot write falls back on this machine's.
+    """
+    probe = root / f"{folder_store.TEMPORARY_PREFIX}clock-{uuid.uuid4().hex}"
+    try:
+        with probe.open("xb") as out:
+            try:
+                return os.fstat(out.fileno()).st_mtime
+            finally:
+                probe.unlink()
+    except OSError as exc:
+        if delete:  # a share it cannot write: named as the store, not as the probe
+            raise OSError(exc.errno, exc.strerror, str(root)) from exc
+        return time.time()
 
 
 def _entries(folder: str | Path) -> Iterator[os.DirEntry[str]]:
