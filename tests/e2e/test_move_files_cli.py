@@ -149,12 +149,14 @@ def moved_so_far(conninfo: str, to: str) -> int:
     return int(row[0])
 
 
-def stop_midway(studio: Studio, to: str, sent: signal.Signals) -> tuple[int, str, int]:
-    """Start a move, signal it once it has moved some files; return its code, stderr, count."""
+def stop_midway(
+    studio: Studio, to: str, sent: signal.Signals, after: int = 20
+) -> tuple[int, str, int]:
+    """Start a move, signal it once `after` files are there; return its code, stderr, count."""
     mover = studio.start("db", "move-files", "--to", to)
     try:
         deadline = time.monotonic() + COMMAND_TIMEOUT
-        while moved_so_far(studio.conninfo, to) < 20:
+        while moved_so_far(studio.conninfo, to) < after:
             assert mover.poll() is None, mover.communicate()
             assert time.monotonic() < deadline, "the move never got going"
             time.sleep(0.02)
@@ -179,10 +181,14 @@ def test_a_move_killed_or_stopped_midway_goes_on_where_it_stopped(
     store.mkdir()
     studio.ok("db", "file-store", store)
 
-    code, _err, moved = stop_midway(studio, "store", signal.SIGKILL)
+    code, err, moved = stop_midway(studio, "store", signal.SIGTERM)  # a service stopped
+    assert code == 143
+    assert err.startswith("Stopped after moving ")
+    assert 20 <= moved < 400
+    code, _err, moved = stop_midway(studio, "store", signal.SIGKILL, after=moved + 20)
 
     assert code == -signal.SIGKILL
-    assert 20 <= moved < 400, "the kill did not land in the middle of the move"
+    assert 40 <= moved < 400, "the kill did not land in the middle of the move"
     assert studio.exported(name, home / "killed.zip") == before  # every file whole somewhere
     assert "Every file in the file store is there" in studio.ok("db", "check", "--files").stdout
     rest = studio.ok("db", "move-files", "--to", "store", "--json").json()

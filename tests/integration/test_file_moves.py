@@ -285,3 +285,51 @@ def test_going_back_below_0012_asks_for_the_move_that_then_lets_it(
     file_moves.move_files(database, file_bytes.DATABASE)
     downgrade()
     assert migrations_runner.schema_status(database).current == "0011"
+
+
+def test_readers_get_every_byte_while_files_move_back_and_forth(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    sources = [make_png(tmp_path / "in" / f"PL_DXB{100 + i}_v0.png", seed=i) for i in range(30)]
+    submit_paths(database, sources)
+    expected = {sha256_of(p): p.read_bytes() for p in sources}
+    stop = threading.Event()
+    wrong: list[str] = []
+    reads = [0]
+
+    def read_all_the_time() -> None:
+        # As workers (chunk views), exports (streamed) and previews (a chunk per query) read.
+        while not stop.is_set():
+            for sha256, content in expected.items():
+                with database.connect() as connection:
+                    views = file_bytes.chunk_views(connection, sha256, database.share_paths)
+                    got = [
+                        b"".join(bytes(c) for c in views),
+                        b"".join(file_bytes.chunks(connection, sha256, database.share_paths)),
+                        b"".join(
+                            file_bytes.chunks(
+                                connection, sha256, database.share_paths, streamed=False
+                            )
+                        ),
+                    ]
+                reads[0] += 1
+                wrong.extend(sha256.hex()[:12] for g in got if g != content)
+
+    readers = [threading.Thread(target=read_all_the_time) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for _ in range(3):
+            use_store(database, store)
+            assert file_moves.move_files(database, file_bytes.STORE).moved_files == 30
+            use_database(database, store)
+            assert file_moves.move_files(database, file_bytes.DATABASE).moved_files == 30
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(60)
+
+    assert reads[0] > 30
+    assert wrong == []

@@ -349,6 +349,10 @@ def _db_move_files(args: argparse.Namespace) -> int:
             line.finish()
             err(f"Stopped {_so_far(mover.tally)} {again} to move the rest.")
             return 130
+        except SystemExit:  # a polite kill (SIGTERM) unwinds here too
+            line.finish()
+            err(f"Stopped {_so_far(mover.tally)} {again} to move the rest.")
+            raise
         except StoreUnavailable as exc:
             line.finish()
             if not mover.tally.done_files:
