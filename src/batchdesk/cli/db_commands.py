@@ -338,7 +338,9 @@ def _db_move_files(args: argparse.Namespace) -> int:
     line = ProgressLine()
 
     def show(tally: MoveTally) -> None:
-        line("Moving", tally.done_bytes, tally.total_bytes, (tally.done_files, tally.total_files))
+        # Files stored while it runs may be moved too: the totals grow with them.
+        files = (tally.done_files, max(tally.total_files, tally.done_files))
+        line("Moving", tally.done_bytes, max(tally.total_bytes, tally.done_bytes), files)
 
     again = f"Run `batchdesk db move-files --to {args.to}` again"
     with open_app(args.database_url, on_status=err) as app:
@@ -397,7 +399,7 @@ def _db_move_files(args: argparse.Namespace) -> int:
 
 def _so_far(tally: MoveTally) -> str:
     """What an interrupted move leaves, truly: every file whole in one place or the other."""
-    left = tally.total_files - tally.done_files
+    left = max(0, tally.total_files - tally.done_files)
     return (
         f"after moving {_files(tally.moved_files, tally.moved_bytes)}, with {left:,} left; "
         "every file is whole in one place or the other."
