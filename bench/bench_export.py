@@ -21,7 +21,13 @@ first round checks every byte (sha256 of each copied file and each zip entry aga
 hash). Peak memory is that of a real `batchdesk export BATCH -o FILE` process (VmHWM, sampled
 while it runs).
 
-    .venv/bin/python bench/bench_export.py [--megabytes N] [--repeat K] [--database-url URL]
+With `--case store` (issue 17: >= 0.8x of a plain file copy of the same bytes), the batch is
+built with a folder file store (a folder on the local disk, beside the work folder), so inputs
+and outputs are files in the store, and the copy part is a plain file copy of each stored
+output (`shutil.copyfile`: sendfile, in the kernel) instead of streaming it from the database.
+
+    .venv/bin/python bench/bench_export.py [--case database|store] [--megabytes N] [--repeat K]
+        [--database-url URL]
 """
 
 import argparse
@@ -44,7 +50,9 @@ import psycopg
 
 from batchdesk.export.zip_export import export_zip
 from batchdesk.jobs.runner import Runner, RunnerConfig
+from batchdesk.storage import file_bytes, folder_store
 from batchdesk.storage.database import Database
+from batchdesk.storage.file_bytes import FileStoreSetting
 from bench_submit import noise_png
 from benchsupport import (
     BenchServer,
@@ -114,8 +122,13 @@ def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
 # -- building the batch (not timed) -------------------------------------------------------------
 
 
-def build_batch(server: BenchServer, name: str, workdir: Path, megabytes: int) -> dict[str, Any]:
-    """Submit noise PNGs, run them on the `original` pipeline; return the batch and its outputs."""
+def build_batch(
+    server: BenchServer, name: str, workdir: Path, megabytes: int, store: Path | None
+) -> dict[str, Any]:
+    """Submit noise PNGs, run them on the `original` pipeline; return the batch and its outputs.
+
+    With `store`, the database keeps file bytes in that folder store.
+    """
     inputs = workdir / "inputs"
     inputs.mkdir()
     sample = noise_png(WIDTH, HEIGHT)
@@ -131,6 +144,11 @@ def build_batch(server: BenchServer, name: str, workdir: Path, megabytes: int) -
     database = server.open(name)
     try:
         install_pipelines(database)
+        if store is not None:
+            store.mkdir()
+            with database.begin() as connection:
+                setting = FileStoreSetting(file_bytes.STORE, str(store))
+                file_bytes.write_setting(connection, setting)
         started = time.perf_counter()
         batch = submit_paths(database, paths, "original")
         submitted = time.perf_counter() - started
@@ -184,8 +202,13 @@ def build_batch(server: BenchServer, name: str, workdir: Path, megabytes: int) -
 # -- the two timed parts ----------------------------------------------------------------------
 
 
-def copy_baseline(server: BenchServer, name: str, batch_id: UUID, folder: Path) -> dict[str, Any]:
-    """Stream every output of the batch into a file of its own, then fsync them all."""
+def copy_baseline(
+    server: BenchServer, name: str, batch_id: UUID, folder: Path, store: Path | None
+) -> dict[str, Any]:
+    """Stream every output of the batch into a file of its own, then fsync them all.
+
+    With `store`, copy each output's file in the store instead (a plain file copy).
+    """
     conninfo = server.conninfo(name)
     folder.mkdir()
     written = 0
@@ -200,8 +223,13 @@ def copy_baseline(server: BenchServer, name: str, batch_id: UUID, folder: Path) 
             cpu_start = time.process_time()
             start = time.perf_counter()
             cursor = conn.cursor()
-            for file_name, sha256, _size in conn.execute(OUTPUTS_QUERY, (batch_id,)).fetchall():
+            for file_name, sha256, size in conn.execute(OUTPUTS_QUERY, (batch_id,)).fetchall():
                 path = folder / file_name
+                if store is not None:
+                    shutil.copyfile(store / folder_store.relative_path(bytes(sha256)), path)
+                    written += size
+                    paths.append(path)
+                    continue
                 with path.open("wb") as out:
                     for (data,) in cursor.stream(CHUNKS_QUERY, (sha256,), binary=True):
                         out.write(data)
@@ -402,7 +430,12 @@ def measure_memory(
 
 
 def measure_round(
-    server: BenchServer, name: str, batch: dict[str, Any], workdir: Path, index: int
+    server: BenchServer,
+    name: str,
+    batch: dict[str, Any],
+    workdir: Path,
+    index: int,
+    store: Path | None,
 ) -> dict[str, Any]:
     copy_dir = workdir / "copy"
     export_dir = workdir / "export"
@@ -416,7 +449,7 @@ def measure_round(
         server.checkpoint()
         sync_disk()
         try:
-            result = copy_baseline(server, name, batch["id"], copy_dir)
+            result = copy_baseline(server, name, batch["id"], copy_dir, store)
             if index == 0:  # every byte, once
                 problems.extend(check_copy(copy_dir, batch["outputs"]))
         finally:
@@ -498,7 +531,7 @@ def summarise(
     print()
     print(
         f"Export benchmark: {len(batch['outputs']):,} PNG outputs, {total:,.0f} MB, "
-        f"{len(rounds)} round(s)"
+        f"{len(rounds)} round(s), files kept in the {batch['kept_in']}"
     )
     print(f"  server                  {server.description}")
     print(
@@ -545,9 +578,13 @@ def run(args: argparse.Namespace) -> int:
             if not server.can_checkpoint:
                 print("  (no CHECKPOINT privilege: timed parts may pay for earlier writes)")
             name = server.create_migrated_database("export")
-            batch = build_batch(server, name, workdir, args.megabytes)
+            store = workdir / "store" if args.case == "store" else None
+            batch = build_batch(server, name, workdir, args.megabytes, store)
+            batch["kept_in"] = f"folder store {store}" if store else "database"
+            print(f"  load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             rounds = [
-                measure_round(server, name, batch, workdir, index) for index in range(args.repeat)
+                measure_round(server, name, batch, workdir, index, store)
+                for index in range(args.repeat)
             ]
             print("Peak memory: `batchdesk export` in a process of its own ...", flush=True)
             cli = measure_memory(server, name, batch, workdir)
@@ -566,6 +603,13 @@ def main() -> int:
         help="size of the batch's outputs in MB (default 1000, files of ~10 MB)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument(
+        "--case",
+        choices=("database", "store"),
+        default="database",
+        help="where the batch's files are kept: the database (against streaming them out) or "
+        "a folder store on the local disk (against a plain file copy)",
+    )
     parser.add_argument(
         "--database-url",
         help="server to use (databases are created and dropped on it); default: a temporary "

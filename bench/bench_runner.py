@@ -23,8 +23,13 @@ verdict is the median over rounds of the CPU ratio, pool over runner, each this 
 plus the server's (the machine is shared: other processes move wall times, not CPU-seconds);
 the wall-time ratio is reported beside it, and is the verdict when the server runs elsewhere.
 
-    .venv/bin/python bench/bench_runner.py [--case thumbnails] [--files N] [--repeat 1]
-        [--database-url URL]
+With `--store` (issue 17: worker throughput with a folder file store unchanged against raw
+Pillow, >= 0.9x), the batch's database keeps file bytes in a fresh folder store on the local
+disk: the runner reads each input from the store and writes its outputs there (flushed before
+the completion commits); the baseline is the same thread pool.
+
+    .venv/bin/python bench/bench_runner.py [--case thumbnails] [--store] [--files N]
+        [--repeat 1] [--database-url URL]
 """
 
 import argparse
@@ -50,6 +55,8 @@ from batchdesk.jobs.image_pipeline import run_pipeline
 from batchdesk.jobs.job_execution import JobEvent
 from batchdesk.jobs.pipeline_spec import PipelineSpec, parse_pipeline
 from batchdesk.jobs.runner import Runner, RunnerConfig
+from batchdesk.storage import file_bytes
+from batchdesk.storage.file_bytes import FileStoreSetting
 from benchsupport import (
     BenchServer,
     MachineCpu,
@@ -298,13 +305,19 @@ def measure_round(
     paths: list[Path],
     folder: Path,
     index: int,
+    store: bool,
 ) -> dict[str, Any]:
     name = server.create_migrated_database("runner")
     scratch = Path(tempfile.mkdtemp(prefix="work-", dir=folder))
+    store_folder = Path(tempfile.mkdtemp(prefix="store-", dir=folder))
     try:
         database = server.open(name)
         try:
             install_pipelines(database)
+            if store:
+                with database.begin() as connection:
+                    setting = FileStoreSetting(file_bytes.STORE, str(store_folder))
+                    file_bytes.write_setting(connection, setting)
             submitted = time.perf_counter()
             submit_paths(database, paths, case.pipeline)
             submitted = time.perf_counter() - submitted
@@ -323,6 +336,7 @@ def measure_round(
     finally:
         server.drop_database(name)
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(store_folder, ignore_errors=True)
     base, run = parts["baseline"], parts["runner"]
     ratio = base["seconds"] / run["seconds"]
     cpu_ratio = _cpu_ratio(base, run)
@@ -385,8 +399,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"Server: {server.description}")
             if not server.can_checkpoint:
                 print("  (no CHECKPOINT privilege: timed parts may pay for earlier writes)")
+            if args.store:
+                print(f"  files kept in a folder store under {folder} (local disk)")
             rounds = [
-                measure_round(server, case, spec, paths, folder, index)
+                measure_round(server, case, spec, paths, folder, index, args.store)
                 for index in range(args.repeat)
             ]
             return summarise(server, case, rounds, len(paths), total)
@@ -533,6 +549,11 @@ def main() -> int:
         "--files", type=int, help="how many PNGs (default 40 for web-delivery, 200 for thumbnails)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="rounds (default 1: it is slow)")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="keep the batch's file bytes in a folder store on the local disk, not the database",
+    )
     parser.add_argument(
         "--database-url",
         help="server to use (a database is created and dropped on it); default: a temporary "
