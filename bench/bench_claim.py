@@ -11,11 +11,13 @@ run on `--jobs` no-op jobs (default 3,000) in a fresh database, `--repeat` round
 in alternating order; medians are reported:
 
 - **batchdesk**: a migrated database holding one batch of the jobs (one small PNG, the other
-  jobs added by one INSERT ... generate_series, as before). Each worker loops
-  `job_queue.claim_many(database, worker, --batch)` then `job_queue.complete_many` of what it
-  claimed (no outputs) until a claim finds nothing: what a runner with `--batch` threads does
-  with jobs that take no time (its completions then share a transaction). The batch's counts
-  are kept by the triggers as always, and checked at the end.
+  jobs added by one INSERT ... generate_series, as before). Each worker claims
+  `job_queue.claim_many(database, worker, --batch)` once, then loops
+  `job_cycle.complete_and_claim` of what it claimed (no outputs) and the next `--batch` jobs,
+  one statement a cycle, until a cycle claims nothing: what a runner with `--batch` threads
+  does with jobs that take no time (its completions share a statement, which claims for the
+  slots they free). The batch's counts are kept by the triggers as always, and checked at the
+  end.
 - **PgQueuer** (installed into `bench/.peers`, not batchdesk's dependencies: see README), its
   schema installed in a database of its own, the jobs enqueued in one call; each worker is a
   `QueueManager` on its own asyncpg connection, on a thread with its own event loop, running
@@ -54,7 +56,7 @@ import psycopg
 from PIL import Image
 from psycopg.pq import TransactionStatus
 
-from batchdesk.storage import job_queue, worker_liveness
+from batchdesk.storage import job_cycle, job_queue, worker_liveness
 from batchdesk.storage.job_queue import Completion
 from benchsupport import (
     BenchServer,
@@ -198,11 +200,13 @@ def batchdesk_run(server: BenchServer, folder: Path, jobs: int, workers: int, ba
             def work(index: int, barrier: threading.Barrier) -> None:
                 database, worker_id = databases[index], ids[index]
                 barrier.wait()
-                while claimed := job_queue.claim_many(database, worker_id, batch):
-                    finished = job_queue.complete_many(
-                        database, [Completion(job) for job in claimed]
+                claimed = job_queue.claim_many(database, worker_id, batch)
+                while claimed:
+                    cycle = job_cycle.complete_and_claim(
+                        database, worker_id, [Completion(job) for job in claimed], batch
                     )
-                    done[index] += len(finished)
+                    done[index] += len(cycle.completed)
+                    claimed = cycle.claimed
 
             before = COUNTER.count
             seconds = run_threads(workers, work)
