@@ -333,3 +333,21 @@ def test_readers_get_every_byte_while_files_move_back_and_forth(
 
     assert reads[0] > 30
     assert wrong == []
+
+
+def test_a_share_that_is_not_mounted_is_refused_both_ways_with_nothing_moved(
+    database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    make_batch(database, tmp_path / "a", count=1)
+    use_database(database, store)
+    make_batch(database, tmp_path / "b", count=1, prefix="BB_BBB", seed=5)
+    use_store(database, store)
+    store.rename(tmp_path / "unmounted")
+
+    for to in (file_bytes.STORE, file_bytes.DATABASE):
+        with pytest.raises(StoreUnavailable, match="is the share mounted on this machine"):
+            file_moves.move_files(database, to)
+    assert locations(database) == {"store": 1, "database": 1}
