@@ -159,7 +159,7 @@ def collect(
         cutoff = _store_clock(root, delete) - grace_seconds
         folders = sorted(e.name for e in _entries(root) if _FOLDER.fullmatch(e.name) and _is_dir(e))
         at_root = _Found()
-        _add_temporary(at_root, _entries(root))  # probes left by a writability check
+        _add_temporary(at_root, _entries(root))  # where uploads write, and writability probes
         _settle_temporary(result, at_root, cutoff, delete)
         for index, name in enumerate(folders):
             found = _look_through(root / name)
