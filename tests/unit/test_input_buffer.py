@@ -9,7 +9,7 @@ from PIL import Image
 
 from batchdesk.jobs.default_pipelines import default_pipelines
 from batchdesk.jobs.image_pipeline import ProducedOutput, run_pipeline
-from batchdesk.jobs.input_buffer import InputBuffer
+from batchdesk.jobs.input_buffer import InputBuffer, InputBuffers
 from batchdesk.jobs.pipeline_spec import parse_pipeline
 
 FILE = "PL_DXB191_front.png"
@@ -78,3 +78,34 @@ def test_a_buffer_refuses_more_bytes_than_the_input_s_recorded_size() -> None:
         buffer.clear()  # a download that starts over
         buffer.write(b"1234567890")
         assert buffer.head(4) == b"1234"
+
+
+def test_a_buffer_handed_back_is_lent_again_for_the_next_input_it_can_hold() -> None:
+    # A new map costs a page fault and a zeroed page per 4 KB: dearer than a temporary file.
+    buffers = InputBuffers()
+    with buffers.lent(3_000_000) as first:
+        first.write(b"a" * 3_000_000)
+    with buffers.lent(2_000_000) as second:
+        assert second is first
+        assert second.size == 0  # nothing of the last input is read as this one's
+        with pytest.raises(ValueError, match="recorded size"):
+            second.write(b"b" * 2_000_001)
+    with buffers.lent(1_000) as one, buffers.lent(1_000) as other:
+        assert other is not one  # each job running has its own
+
+
+def test_a_buffer_too_small_for_the_next_input_is_replaced_and_a_huge_one_is_not_kept() -> None:
+    buffers = InputBuffers(keep_up_to=64 << 20)
+    with buffers.lent(1_000) as small:
+        pass
+    with buffers.lent(50 << 20) as larger:
+        assert larger is not small
+        larger.write(bytes(50 << 20))
+    with pytest.raises(ValueError, match="closed"):
+        small.head(1)  # released, not kept beside the larger one
+    with buffers.lent(100 << 20) as huge:
+        pass
+    with pytest.raises(ValueError, match="closed"):
+        huge.head(1)  # over keep_up_to: given back to the system at once
+    with pytest.raises(ValueError, match="closed"):
+        larger.head(1)  # too small for the huge one: released, one map per job running

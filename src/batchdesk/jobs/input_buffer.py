@@ -7,12 +7,20 @@ beyond the Pillow work itself (bench/README.md, bench_runner's thumbnails case).
 keeps an input in memory only when its memory estimate, with the input's bytes added, fits the
 worker's memory budget (job_execution); a larger one still goes through a temporary file.
 
-The bytes live in an anonymous memory map, so releasing them gives the memory back to the
-system at once, whatever the C allocator would have kept.
+The bytes live in a private anonymous memory map, and the maps are kept for the next jobs
+(`InputBuffers`): a new map costs a page fault and a zeroed page for every 4 KB written, which
+made a fresh buffer dearer than the temporary file (bench/README.md). A map handed back is
+marked free to the system (MADV_FREE): it takes the pages back whenever it needs the memory,
+and while it does not, the next job writes into them without a fault.
 """
 
+import contextlib
 import io
 import mmap
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
@@ -20,21 +28,40 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+# Maps are made in steps of this size, so inputs of about the same size reuse one map.
+_GRAIN = 8 << 20
+# Larger maps are not kept: their jobs are long enough that a fresh map costs little beside them.
+KEEP_UP_TO = 256 << 20
+
+
+def _new_map(capacity: int) -> mmap.mmap:
+    if sys.platform == "win32":
+        return mmap.mmap(-1, capacity)
+    # Private: a shared anonymous map is backed by shared memory, slower to fault in and not
+    # something MADV_FREE applies to.
+    return mmap.mmap(-1, capacity, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
 
 class InputBuffer:
     """A file's bytes, written in order as they arrive, then opened for reading any number of times.
 
-    Use it as a context manager (or call `release`): the memory is freed on leaving it.
+    It takes at most `size` bytes (the input's recorded size). Use it as a context manager (or
+    call `release`) when it is not lent by `InputBuffers`: the memory is freed on leaving it.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self._map = mmap.mmap(-1, max(capacity, 1))
+    def __init__(self, size: int, *, capacity: int | None = None) -> None:
+        self._map = _new_map(max(capacity or size, size, 1))
+        self._limit = size
         self._size = 0
 
     @property
     def size(self) -> int:
         """How many bytes were written."""
         return self._size
+
+    @property
+    def capacity(self) -> int:
+        return len(self._map)
 
     def clear(self) -> None:
         """Forget what was written (a download that starts over)."""
@@ -43,9 +70,9 @@ class InputBuffer:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         count = len(data)
         end = self._size + count
-        if end > len(self._map):
+        if end > self._limit:
             raise ValueError(
-                f"more bytes arrived ({end:,}) than the input's recorded size ({len(self._map):,})"
+                f"more bytes arrived ({end:,}) than the input's recorded size ({self._limit:,})"
             )
         self._map[self._size : end] = data
         self._size = end
@@ -67,6 +94,17 @@ class InputBuffer:
     def release(self) -> None:
         self._map.close()
 
+    def _reuse(self, size: int) -> None:
+        self._limit = size
+        self._size = 0
+
+    def _free_pages(self) -> None:
+        """Let the system take the pages back if it needs them; keep them if it does not."""
+        if sys.platform != "win32" and hasattr(mmap, "MADV_FREE"):
+            # A kernel without it (before Linux 4.5) refuses it: the pages stay.
+            with contextlib.suppress(OSError):
+                self._map.madvise(mmap.MADV_FREE)
+
     def __enter__(self) -> "InputBuffer":
         return self
 
@@ -77,6 +115,42 @@ class InputBuffer:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class InputBuffers:
+    """Buffers lent to jobs one at a time and kept for the next ones (one per job running)."""
+
+    def __init__(self, keep_up_to: int = KEEP_UP_TO) -> None:
+        self._keep_up_to = keep_up_to
+        self._free: list[InputBuffer] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lent(self, size: int) -> Iterator[InputBuffer]:
+        """Lend a buffer for an input of `size` bytes until the block ends."""
+        buffer = self._take(size)
+        try:
+            yield buffer
+        finally:
+            self._give_back(buffer)
+
+    def _take(self, size: int) -> InputBuffer:
+        with self._lock:
+            buffer = self._free.pop() if self._free else None
+        if buffer is not None and buffer.capacity >= size:
+            buffer._reuse(size)
+            return buffer
+        if buffer is not None:
+            buffer.release()  # too small: one map per job running, never more
+        return InputBuffer(size, capacity=-(-size // _GRAIN) * _GRAIN)
+
+    def _give_back(self, buffer: InputBuffer) -> None:
+        if buffer.capacity > self._keep_up_to:
+            buffer.release()
+            return
+        buffer._free_pages()
+        with self._lock:
+            self._free.append(buffer)
 
 
 class _MapReader(io.RawIOBase):

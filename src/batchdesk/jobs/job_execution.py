@@ -27,7 +27,7 @@ from batchdesk.errors import DatabaseUnavailable, InvalidRequest, KnownError, No
 from batchdesk.jobs import attempt_log
 from batchdesk.jobs.image_input import png_header_size
 from batchdesk.jobs.image_pipeline import run_pipeline
-from batchdesk.jobs.input_buffer import InputBuffer
+from batchdesk.jobs.input_buffer import InputBuffer, InputBuffers
 from batchdesk.jobs.job_failures import JobFailed, StopRequested
 from batchdesk.jobs.job_warnings import recorded_warnings
 from batchdesk.jobs.memory_estimate import MemoryEstimate, estimate_job_memory
@@ -105,6 +105,7 @@ class JobExecution:
         self.database = database
         self._max_pixels = max_pixels
         self._memory_budget = memory_budget
+        self._buffers = InputBuffers()
         self._work_dir = work_dir
         # Completes a job, with others finishing at the same moment; False if fenced off.
         self._complete = complete
@@ -162,7 +163,7 @@ class JobExecution:
                 raise plan.problem
             assert plan.spec is not None
             if plan.in_memory:
-                with InputBuffer(job.input_size) as received:
+                with self._buffers.lent(job.input_size) as received:
                     self._run_pipeline(job, plan.spec, received, work_dir, began)
             else:
                 self._run_pipeline(job, plan.spec, work_dir / "input.png", work_dir, began)
