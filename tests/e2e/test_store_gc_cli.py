@@ -20,6 +20,7 @@ from PIL import Image
 from batchdesk.domain.units import format_size, plural
 from batchdesk.storage.store_identity import MARKER_NAME
 from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
+from tests.e2e.test_db_gc_cli import wait_for_lock_waiter
 from tests.factories import make_png
 
 TEMPORARY = ".incoming-"
@@ -191,3 +192,61 @@ def test_db_gc_with_the_store_not_mounted_says_so_and_deletes_nothing_from_it(
     assert done.returncode == 0, done
     assert done.json()["file_store"]["files"] == 2
     assert in_store(store) == []
+
+
+@pytest.mark.slow
+def test_db_gc_in_one_process_leaves_alone_a_file_a_submission_in_another_is_committing(
+    home: Path, database_conninfo: str
+) -> None:
+    store = home / "share" / "batchdesk"
+    store.mkdir(parents=True)
+    assert batchdesk(home, database_conninfo, "db", "file-store", store).returncode == 0
+    source = make_png(home / "in" / "PL_DXB191_v.png", seed=3)
+    first = batchdesk(home, database_conninfo, "submit", "--json", source)
+    assert first.returncode == 0, first
+    name = first.json()["batches"][0]["base_directory_name"]
+    assert batchdesk(home, database_conninfo, "delete", "--yes", name).returncode == 0
+    make_old(database_conninfo, store)  # its file: old, named by no row
+    digest = hashlib.sha256(source.read_bytes()).digest()
+
+    with psycopg.connect(database_conninfo) as other:
+        # Another workstation inserting the same row, not committed: the submission finds the
+        # file in the store, holds its folder and waits to insert its own row.
+        other.execute(
+            "INSERT INTO blobs (sha256, size, location) VALUES (%s, %s, 'store')",
+            (digest, source.stat().st_size),
+        )
+        submission = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batchdesk",
+                "--database-url",
+                database_conninfo,
+                "submit",
+                source,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+            env=environment_for(home),
+            cwd=home,
+        )
+        try:
+            wait_for_lock_waiter(database_conninfo)
+            during = batchdesk(home, database_conninfo, "db", "gc", "--yes", "--json")
+            other.rollback()
+            _out, err = submission.communicate(timeout=COMMAND_TIMEOUT)
+        finally:
+            if submission.poll() is None:
+                submission.kill()
+                submission.communicate()
+
+    assert submission.returncode == 0, err
+    check = batchdesk(home, database_conninfo, "db", "check", "--files")
+    assert check.returncode == 0, check
+    assert (store / _name_of(source)).read_bytes() == source.read_bytes()
+    assert during.returncode == 0, during
+    assert during.json()["file_store"]["busy_files"] == 1
+    assert during.json()["file_store"]["files"] == 0
