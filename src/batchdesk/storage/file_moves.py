@@ -5,8 +5,8 @@ bytes whenever the move stops (Ctrl+C, a killed process, a lost server, a full s
 
 Into the store:
   1. the bytes are copied from the database to the store: a temporary name, flushed, checked
-     against the hash, then given the file's name (`folder_store.put_chunks`; a copy already
-     there is read and checked instead, and used if it is whole);
+     against the hash, then given the file's name (a copy already there is read and checked
+     instead, and used if it is whole);
   2. one transaction locks the row FOR UPDATE, sets `location = 'store'` and deletes the chunks.
   Stopped before 2 commits, the row is still in the database with every chunk; the next run
   finds the copy in the store, checks it and goes on from there.
@@ -27,9 +27,12 @@ A file is done once its row is where it should be, so a run after an interrupt o
 is left.
 """
 
+import hashlib
+import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +240,7 @@ class FileMover:
                 # Closed before the connection goes back, so a COPY cut short ends first.
                 closing(blob_store.stream_chunk_views(connection, sha256)) as chunks,
             ):
-                folder_store.put_chunks(root, chunks, sha256, size, self._count_bytes)
+                _copy_into_store(root, chunks, sha256, size, self._count_bytes)
             with self.database.begin() as connection:
                 location = _lock(connection, sha256)
                 if location != file_bytes.DATABASE:
@@ -306,3 +309,53 @@ def _lock(connection: Connection, sha256: bytes) -> str | None:
         "SELECT location FROM blobs WHERE sha256 = %s FOR UPDATE", (sha256,)
     ).fetchone()
     return None if row is None else str(row[0])
+
+
+def _copy_into_store(
+    root: Path,
+    chunks: Iterable[bytes | memoryview],
+    sha256: bytes,
+    size: int,
+    on_bytes: Callable[[int], None],
+) -> None:
+    """Make a file whole and durable in the store from its bytes in the database.
+
+    Its database copy is deleted next, so a file already under the name is read and kept only
+    if its bytes are right, and a damaged one is replaced. Raises DamagedFile when `chunks` are
+    not the file's bytes and StoreUnavailable when the store cannot be written; nothing new is
+    under the name then.
+    """
+    target = root / folder_store.relative_path(sha256)
+    if store_gc.there(root, sha256, size) and folder_store.verify(root, sha256, size) is None:
+        return
+    if not root.is_dir():
+        raise StoreUnavailable(
+            f"The file store {root} is not there: is the share mounted on this machine?"
+        )
+    temporary = root / f"{folder_store.TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+    check = hashlib.sha256()
+    written = 0
+    try:
+        changed = folder_store.make_folders(root, target)
+        with temporary.open("xb") as out:
+            for chunk in chunks:
+                check.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+                on_bytes(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        if written != size or check.digest() != sha256:
+            raise folder_store.DamagedFile(
+                f"The stored file {sha256.hex()[:12]} is damaged in the database: its bytes do "
+                "not match the file that was stored."
+            )
+        # Checked bytes, so taking the name from whatever holds it (damaged, cut short, or the
+        # same bytes written meanwhile) is right; a rename does so on shares without hard links.
+        os.replace(temporary, target)
+        for folder in changed:  # new fan-out folders too: the name must survive a power cut
+            folder_store.sync_folder(folder)
+    except OSError as exc:
+        raise folder_store.unavailable(root, exc, "write to") from exc
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ import mmap
 import os
 import sys
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +92,7 @@ def check_folder(root: Path) -> None:
             finally:
                 probe.unlink()
     except OSError as exc:
-        raise _unavailable(root, exc, "write to") from exc
+        raise unavailable(root, exc, "write to") from exc
 
 
 def put(
@@ -174,7 +174,7 @@ class Writes:
         try:
             output = os.open(temporary, _CREATE_FLAGS, 0o666)
         except OSError as exc:
-            raise _unavailable(self._root, exc, "write to") from exc
+            raise unavailable(self._root, exc, "write to") from exc
         self._temporaries.append(temporary)
         try:
             size = _copy(source, output, self._root, on_bytes, cancelled)
@@ -201,7 +201,7 @@ class Writes:
             if synced:
                 os.fsync(output)
         except OSError as exc:
-            raise _unavailable(self._root, exc, "write to") from exc
+            raise unavailable(self._root, exc, "write to") from exc
         finally:
             os.close(output)
         return Copied(temporary, sha256, size, synced)
@@ -227,7 +227,7 @@ class Writes:
                 written += named
             _sync_names(self._root, folders, self._pool)
         except OSError as exc:
-            raise _unavailable(self._root, exc, "write to") from exc
+            raise unavailable(self._root, exc, "write to") from exc
         return written
 
     def _name(self, copied: Copied) -> tuple[list[Path], int]:
@@ -237,7 +237,7 @@ class Writes:
         crashed before flushing its folder.
         """
         target = self._root / relative_path(copied.sha256)
-        changed = _make_folders(self._root, target)
+        changed = make_folders(self._root, target)
         if _present(target, copied.size):
             return changed, 0
         if not copied.synced:
@@ -318,13 +318,13 @@ def _copy_step(stream: BinaryIO, output: int) -> int:
 
 def _copy_problem(source: Path, root: Path, exc: OSError) -> KnownError:
     if exc.errno in _STORE_REASONS:
-        return _unavailable(root, exc, "write to")
+        return unavailable(root, exc, "write to")
     return StoreUnavailable(
         f"Cannot copy {source} into the file store {root}: {exc.strerror or exc}."
     )
 
 
-def _make_folders(root: Path, target: Path) -> list[Path]:
+def make_folders(root: Path, target: Path) -> list[Path]:
     """Make the fan-out folders `target` goes in; return the folders whose entries change."""
     changed = [target.parent]
     if not target.parent.is_dir():
@@ -385,11 +385,11 @@ def _sync_names(root: Path, folders: Collection[Path], pool: ThreadPoolExecutor)
         finally:
             os.close(descriptor)
         return
-    for _done in pool.map(_sync_folder, folders):
+    for _done in pool.map(sync_folder, folders):
         pass
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Flush a folder's entries, so a renamed file's name survives a power cut."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -422,7 +422,7 @@ def read(root: Path, sha256: bytes, size: int) -> Iterator[bytes]:
             f"The stored file {path} is missing from the file store (was it deleted or moved?)."
         ) from None
     except OSError as exc:
-        raise _unavailable(root, exc, "read from") from exc
+        raise unavailable(root, exc, "read from") from exc
     check = hashlib.sha256()
     length = 0
     with stream:
@@ -430,7 +430,7 @@ def read(root: Path, sha256: bytes, size: int) -> Iterator[bytes]:
             try:
                 chunk = stream.read(CHUNK_SIZE)
             except OSError as exc:
-                raise _unavailable(root, exc, "read from") from exc
+                raise unavailable(root, exc, "read from") from exc
             if not chunk:
                 break
             check.update(chunk)
@@ -453,59 +453,6 @@ def verify(root: Path, sha256: bytes, size: int) -> str | None:
     return None
 
 
-def put_chunks(
-    root: Path,
-    chunks: Iterable[bytes | memoryview],
-    sha256: bytes,
-    size: int,
-    on_bytes: Callable[[int], None] | None = None,
-) -> int:
-    """Make a file durable in the store from its bytes kept elsewhere; return bytes written.
-
-    For moving a file in (`db move-files`), after which its other copy is deleted: so a file
-    already under the name is read and kept only if its bytes are right (0 returned), and a
-    damaged one is replaced. Raises DamagedFile when `chunks` are not the file's bytes and
-    StoreUnavailable when the store cannot be written; nothing new is under the name then.
-    """
-    target = root / relative_path(sha256)
-    if _present(target, size) and verify(root, sha256, size) is None:
-        return 0
-    if not root.is_dir():
-        raise StoreUnavailable(
-            f"The file store {root} is not there: is the share mounted on this machine?"
-        )
-    temporary = target.parent / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
-    check = hashlib.sha256()
-    written = 0
-    try:
-        changed = _make_folders(root, target)
-        with temporary.open("xb") as out:
-            for chunk in chunks:
-                check.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if written != size or check.digest() != sha256:
-            raise DamagedFile(
-                f"The stored file {sha256.hex()[:12]} is damaged where it is kept now: its "
-                "bytes do not match the file that was stored."
-            )
-        if target.exists():
-            os.replace(temporary, target)  # what is there is damaged or cut short
-        else:
-            _publish(temporary, target)
-        for folder in changed:  # new fan-out folders too: the name must survive a power cut
-            _sync_folder(folder)
-    except OSError as exc:
-        raise _unavailable(root, exc, "write to") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-    return written
-
-
 def remove(root: Path, sha256: bytes) -> None:
     """Delete a stored file (one no row references any more); a missing file is fine."""
     (root / relative_path(sha256)).unlink(missing_ok=True)
@@ -522,6 +469,6 @@ _STORE_REASONS = {
 }
 
 
-def _unavailable(root: Path, exc: OSError, doing: str) -> StoreUnavailable:
+def unavailable(root: Path, exc: OSError, doing: str) -> StoreUnavailable:
     reason = _STORE_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
     return StoreUnavailable(f"Cannot {doing} the file store {root}: {reason}.")
