@@ -18,6 +18,7 @@ from batchdesk.storage import (
     batch_queries,
     blob_store,
     file_bytes,
+    file_moves,
     folder_store,
     job_queue,
     store_gc,
@@ -285,3 +286,28 @@ def test_gc_on_a_share_mounted_read_only_says_it_cannot_delete_and_loses_nothing
     assert problems(database) == []
     assert store_gc.collect(database, share, delete=True).files == 1
     assert not unused.exists()
+
+
+def test_copies_a_move_into_the_database_could_not_delete_go_at_the_next_gc(
+    database: Database, tmp_path: Path, share: Path
+) -> None:
+    use_store(database, share)
+    sources = [make_png(tmp_path / "in" / f"PL_DXB19{i}.png", (16, 16), seed=i) for i in range(2)]
+    submit_paths(database, sources)
+    remount(share, "ro")  # the move copies each file into the database, then cannot delete it
+    try:
+        moved = file_moves.move_files(database, file_bytes.DATABASE)
+    finally:
+        remount(share, "rw")
+    assert (moved.moved_files, moved.old_copies_left) == (2, 2)
+    make_old(*in_store(share))
+
+    done = store_gc.collect(database, share, delete=True)
+
+    assert done.files == 2
+    assert in_store(share) == set()
+    with database.connect() as connection:
+        for source in sources:
+            sha256 = hashlib.sha256(source.read_bytes()).digest()
+            chunks = file_bytes.chunks(connection, sha256, database.share_paths, streamed=False)
+            assert b"".join(chunks) == source.read_bytes()
