@@ -12,12 +12,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from PIL import Image
 
 from batchdesk.domain.units import format_size, plural
+from batchdesk.storage.file_bytes import STORE_GROUP_BYTES
 from batchdesk.storage.store_identity import MARKER_NAME
 from tests.e2e.processes import COMMAND_TIMEOUT, Run, environment_for, run_together
 from tests.e2e.test_db_gc_cli import wait_for_lock_waiter
@@ -48,7 +50,11 @@ def in_store(store: Path) -> list[Path]:
 
 def rows(conninfo: str, query: str) -> int:
     with psycopg.connect(conninfo) as conn:
-        row = conn.execute(query).fetchone()
+        return rows_in(conn, query)
+
+
+def rows_in(conn: psycopg.Connection[Any], query: str) -> int:
+    row = conn.execute(query).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -78,7 +84,11 @@ def copying(store: Path) -> bool:
 def kill_while_copying_into_the_store(
     home: Path, conninfo: str, store: Path, sources: list[Path]
 ) -> None:
-    """Start `batchdesk submit` and SIGKILL it as soon as it writes a file into the store."""
+    """Start `batchdesk submit`; SIGKILL it as it copies files in, after a first group committed.
+
+    So it leaves every kind of leftover: rows no job uses with their files, and the temporary
+    files of the group it was writing.
+    """
     submission = subprocess.Popen(
         [sys.executable, "-m", "batchdesk", "--database-url", conninfo, "submit", *sources],
         stdin=subprocess.DEVNULL,
@@ -90,11 +100,12 @@ def kill_while_copying_into_the_store(
     )
     deadline = time.monotonic() + COMMAND_TIMEOUT
     try:
-        while submission.poll() is None and time.monotonic() < deadline:
-            if copying(store):
-                submission.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.002)
+        with psycopg.connect(conninfo, autocommit=True) as monitor:
+            while submission.poll() is None and time.monotonic() < deadline:
+                if copying(store) and rows_in(monitor, "SELECT count(*) FROM blobs"):
+                    submission.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.002)
     finally:
         if submission.poll() is None and time.monotonic() >= deadline:
             submission.kill()
@@ -109,11 +120,14 @@ def test_a_submission_killed_mid_upload_leaves_nothing_missing_and_db_gc_reclaim
     store = home / "share" / "batchdesk"
     store.mkdir(parents=True)
     assert batchdesk(home, database_conninfo, "db", "file-store", store).returncode == 0
-    sources = [noise_png(home / "in" / f"PL_DXB{191 + i}_v.png", seed=i) for i in range(8)]
+    # Enough files for two of the upload's groups: the first commits, the second is cut short.
+    count = 2 + int(1.2 * STORE_GROUP_BYTES / (2600 * 2600 * 3))
+    sources = [noise_png(home / "in" / f"PL_DXB{191 + i}_v.png", seed=i) for i in range(count)]
 
     kill_while_copying_into_the_store(home, database_conninfo, store, sources)
 
     assert rows(database_conninfo, "SELECT count(*) FROM batches") == 0
+    assert 0 < rows(database_conninfo, "SELECT count(*) FROM blobs") < count
     assert copying(store)  # what the killed upload left half written
     check = batchdesk(home, database_conninfo, "db", "check", "--files")
     assert check.returncode == 0, check
