@@ -93,3 +93,19 @@ def test_a_folder_this_user_cannot_write_is_refused_with_a_sentence(tmp_path: Pa
         folder_store.check_folder(store)
     with pytest.raises(StoreUnavailable, match="permission denied"):
         folder_store.put(store, source, sha, 5)
+
+
+def test_copying_many_small_files_keeps_a_bounded_number_open(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    sources = [make_file(tmp_path / f"{i}.png", b"small %d" % i)[0] for i in range(600)]
+    open_files = []
+
+    with folder_store.Writes(store) as writes:
+        for source in sources:  # copying outruns flushing: each flush waits for the disk
+            writes.add(source)
+            open_files.append(len(os.listdir("/proc/self/fd")))
+        writes.publish()
+
+    assert max(open_files) - min(open_files) <= folder_store.IN_FLIGHT + 2
+    assert len([p for p in store.rglob("*") if p.is_file()]) == 600

@@ -32,9 +32,11 @@ STORE = "store"
 # new files go back to the database, because files already in the store are still read there.
 _FOLDER_KEY = "file_store_folder"
 _NEW_FILES_KEY = "file_store"
-# Files copied into the store before they are flushed and named together and their rows
-# committed: large enough that the flushes overlap, small enough that a crash leaves little.
-STORE_GROUP_BYTES = 256 << 20
+# Files copied into the store before they are named together and their rows committed: each
+# group ends with a wait for its last flushes, so groups are large (a submission of 1,000 x 1 MB
+# is one); a crash leaves at most one group's temporary files, which `db gc` removes.
+STORE_GROUP_BYTES = 1 << 30
+STORE_GROUP_FILES = 4096
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,8 @@ def _upload_to_store(
 ) -> list[FileDigest]:
     """Copy the files into the store a group at a time; each group's rows commit once it is durable.
 
-    A group is about STORE_GROUP_BYTES: its files are copied, then flushed and named together,
-    then their rows inserted in one short transaction.
+    A group is about STORE_GROUP_BYTES (or STORE_GROUP_FILES): its files are copied and flushed,
+    then named together, then their rows inserted in one short transaction.
     """
     folder_store.check_folder(folder)
     done = 0
@@ -192,7 +194,11 @@ def _upload_to_store(
     while index < len(paths):
         start = index
         with folder_store.Writes(folder) as writes:
-            while index < len(paths) and writes.copied_bytes < STORE_GROUP_BYTES:
+            while (
+                index < len(paths)
+                and writes.copied_bytes < STORE_GROUP_BYTES
+                and index - start < STORE_GROUP_FILES
+            ):
                 if cancelled and cancelled():
                     raise Cancelled("The submission was cancelled; no batch was created.")
                 want = expected[index].sha256 if expected is not None else None

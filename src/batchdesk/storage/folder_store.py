@@ -37,6 +37,10 @@ COPY_STEP = 8 << 20  # bytes the kernel copies between progress reports and canc
 TEMPORARY_PREFIX = ".incoming-"
 # Flushes in flight at once: enough for the disk (or the share's server) to commit them together.
 SYNC_THREADS = 4
+# Files copied but not yet hashed and flushed, at most: each holds a descriptor open.
+IN_FLIGHT = 64
+# Folders to flush above which one syncfs of the whole file system is cheaper.
+FOLDERS_PER_SYNCFS = 16
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | _BINARY
@@ -170,6 +174,9 @@ class Writes:
         cancelled: CancelCheck | None = None,
     ) -> None:
         """Copy `source` into the store under a temporary name; with `expected`, check its hash."""
+        if len(self._copies) >= IN_FLIGHT:
+            # Copying may outrun flushing (a slow share): bound the files open and unflushed.
+            self._copies[-IN_FLIGHT].result()
         temporary = self._root / f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
         try:
             output = os.open(temporary, _CREATE_FLAGS, 0o666)
@@ -369,14 +376,15 @@ def _publish(temporary: Path, target: Path) -> bool:
 def _sync_names(root: Path, folders: Collection[Path], pool: ThreadPoolExecutor) -> None:
     """Flush the entries of `folders`, so the names given in them survive a power cut.
 
-    On Linux, one syncfs of the store's file system: a journaling file system commits every
-    folder at once (one flush of the disk's cache, where a flush per folder costs one each),
-    and a network share's server made the names durable before it answered. Elsewhere, each
-    folder is flushed, the flushes overlapping in `pool`.
+    For many folders on Linux, one syncfs of the store's file system: a journaling file system
+    commits every folder at once (one flush of the disk's cache, where a flush per folder costs
+    one each), and a network share's server made the names durable before it answered. For a
+    few (a job's outputs), or elsewhere, each folder is flushed, the flushes overlapping in
+    `pool`: a syncfs also writes whatever else is waiting on that file system.
     """
     if not folders:
         return
-    if _LIBC is not None:
+    if _LIBC is not None and len(folders) > FOLDERS_PER_SYNCFS:
         descriptor = os.open(root, os.O_RDONLY)
         try:
             if _LIBC.syncfs(descriptor) != 0:
