@@ -122,6 +122,9 @@ def on_its_own(database: Database, work: Callable[[Connection], T]) -> T:
 # The attempts are opened in the same statement, each numbered on the job row this statement
 # has locked (never a number taken already). CTEs, shared with job_cycle's statement; `claimed`
 # returns CLAIMED_COLUMNS and the claim's order (priority, run_after, id).
+# The picked ids are matched as an array (`= ANY`), not joined: a connection's cached generic
+# plan, which cannot see `limit`, guesses a tenth of the table for `picked` and then joined it
+# by reading every job row; matched as an array, the primary key is used whatever the guess.
 CLAIM_CTES = """
 picked AS MATERIALIZED (
     SELECT id FROM jobs
@@ -135,8 +138,8 @@ picked AS MATERIALIZED (
         lease_token = gen_random_uuid(), attempts = j.attempts + 1,
         last_attempt = j.last_attempt + 1,
         started_at = now(), heartbeat_at = now(), finished_at = NULL
-    FROM picked, batches b
-    WHERE j.id = picked.id AND b.id = j.batch_id
+    FROM batches b
+    WHERE j.id = ANY(ARRAY(SELECT id FROM picked)) AND b.id = j.batch_id
     RETURNING j.id, j.batch_id, j.lease_token, j.file_name, j.input_sha256, j.input_size,
         j.pipeline, j.attempts, j.max_attempts, b.base_directory_name, j.last_attempt,
         j.started_at, j.priority, j.run_after
