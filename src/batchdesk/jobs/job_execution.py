@@ -11,6 +11,7 @@ decoded from there (`InputBuffer`); a larger one goes through a temporary file i
 folder. Either way the input is read the same way and the outputs are the same.
 """
 
+import errno
 import logging
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ from batchdesk.storage.database import Database
 from batchdesk.storage.job_queue import ClaimedJob, Completion, StoredOutput
 
 log = logging.getLogger(__name__)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 T = TypeVar("T")
 
 CONNECTION_ERRORS = (DatabaseUnavailable, psycopg.OperationalError)
@@ -183,13 +185,20 @@ class JobExecution:
             self._record_failure(job, str(exc), retryable=False, began=began)
         except KnownError as exc:
             self._record_failure(job, str(exc), retryable=True, began=began)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                self._record_bug(job, exc, began)
+            else:
+                # This worker's disk, not the job: another worker, or this one once there is
+                # room, can run it.
+                message = (
+                    f"The worker's temporary folder {self._work_dir} is full ({exc.strerror}) "
+                    f"while running {job.file_name}: free space there, or start the worker "
+                    "with TMPDIR set to a larger disk."
+                )
+                self._record_failure(job, message, retryable=True, began=began)
         except Exception as exc:
-            log.exception("bug while running job %s", job.id)
-            message = (
-                f"batchdesk hit an internal error on {job.file_name} ({exc.__class__.__name__}: "
-                f"{exc}); the details are in the worker's log."
-            )
-            self._record_failure(job, message, retryable=False, began=began)
+            self._record_bug(job, exc, began)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -241,6 +250,14 @@ class JobExecution:
             with target.open("wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
+
+    def _record_bug(self, job: ClaimedJob, exc: Exception, began: float) -> None:
+        log.exception("bug while running job %s", job.id)
+        message = (
+            f"batchdesk hit an internal error on {job.file_name} ({exc.__class__.__name__}: "
+            f"{exc}); the details are in the worker's log."
+        )
+        self._record_failure(job, message, retryable=False, began=began)
 
     def _record_failure(
         self, job: ClaimedJob, message: str, *, retryable: bool, began: float

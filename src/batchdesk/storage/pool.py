@@ -92,6 +92,11 @@ class ConnectionPool:
             connection.close()
 
     def _give_back(self, connection: Connection) -> None:
+        if not connection.closed and connection.info.transaction_status == TransactionStatus.ACTIVE:
+            # A statement still under way: a stream or COPY its reader left when it failed (a
+            # full disk mid-download). A rollback would wait for it forever; only closing ends it.
+            log.debug("closing a connection given back in the middle of a statement")
+            connection.close()
         if not connection.closed:
             try:
                 if connection.info.transaction_status != TransactionStatus.IDLE:
