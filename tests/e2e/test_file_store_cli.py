@@ -109,3 +109,21 @@ def test_db_check_files_names_a_damaged_file_and_fails(home: Path) -> None:
     assert code == 1
     assert f"The stored file {damaged} is damaged" in out
     assert "1 stored file missing or damaged" in err
+
+
+def test_deleting_a_batch_says_when_its_files_leave_the_store(home: Path) -> None:
+    store = home / "share"
+    store.mkdir()
+    code, _out, err = batchdesk(home, "db", "file-store", store)
+    assert code == 0, err
+    inputs = [make_png(home / "in" / f"PL_DXB19{i}_v.png", seed=i) for i in range(2)]
+    code, out, err = batchdesk(home, "submit", "--json", *inputs)
+    assert code == 0, err
+    name = json.loads(out)["batches"][0]["base_directory_name"]
+
+    code, out, err = batchdesk(home, "delete", "--yes", name)
+
+    assert code == 0, err
+    assert f"Deleted {name} (2 files)." in out
+    assert "Their 2 files in the file store go at the next `batchdesk db gc --yes`" in out
+    assert len(stored_files(store)) == 2  # until then, the bytes stay

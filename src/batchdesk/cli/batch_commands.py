@@ -259,9 +259,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
             if not _confirm(f"Delete {listed}, with their jobs and stored files?"):
                 err("Nothing deleted.")
                 return 1
+        gone = []
         for batch in unique:
             with app.database.begin() as connection:
                 deleted = batch_queries.delete_batch(connection, batch.id)
+            gone.append(deleted)
             note = ""
             if deleted.interrupted_jobs:
                 note = (
@@ -272,4 +274,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 f"Deleted {deleted.base_directory_name} ({plural(deleted.total_files, 'file')})"
                 f"{note}."
             )
+        if space := batch_queries.store_space_note(gone):
+            print(space)
     return 0

@@ -118,7 +118,8 @@ class BatchActions(QObject):
 
         def done(deleted: list[batch_queries.DeletedBatch]) -> None:
             names = ", ".join(d.base_directory_name for d in deleted)
-            self.message.emit(f"Deleted {names}.")
+            space = batch_queries.store_space_note(deleted)
+            self.message.emit(f"Deleted {names}. {space}".rstrip())
             self.batches_deleted.emit([d.id for d in deleted])
 
         self._tasks.run("delete batches", work, on_result=done, on_error=self._on_error)

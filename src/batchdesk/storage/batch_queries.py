@@ -5,7 +5,7 @@ Rows never carry file bytes: those stay in `blob_chunks` until an export asks fo
 """
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from uuid import UUID
 
 from batchdesk.domain.batch_query import BatchQuery, SortOrder
 from batchdesk.domain.naming import parse_base_directory_name
+from batchdesk.domain.units import plural
 from batchdesk.errors import InvalidRequest, NotFound
 from batchdesk.storage import blob_store
 from batchdesk.storage.pool import Connection, only_row
@@ -406,6 +407,8 @@ class DeletedBatch:
     base_directory_name: str
     total_files: int
     interrupted_jobs: int  # jobs that were processing: their results will be discarded
+    # Files whose rows went and whose bytes stay in the file store until `db gc` removes them.
+    left_in_store: int = 0
 
 
 def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
@@ -429,9 +432,20 @@ def delete_batch(connection: Connection, batch_id: UUID) -> DeletedBatch:
     if row is None:
         raise NotFound(f"There is no batch {str(batch_id)!r}; it may have been deleted already.")
     files = [bytes(r[2]) for r in locked] + [bytes(r[0]) for r in outputs]
-    blob_store.delete_unreferenced(connection, files)
+    gone = blob_store.delete_unreferenced(connection, files)
     interrupted = sum(1 for r in locked if r[1] == "processing")
-    return DeletedBatch(row[0], row[1], row[2], interrupted)
+    return DeletedBatch(row[0], row[1], row[2], interrupted, gone.in_store)
+
+
+def store_space_note(deleted: Sequence[DeletedBatch]) -> str:
+    """A sentence on when the file store's copies of deleted batches' files go ("" if none)."""
+    left = sum(d.left_in_store for d in deleted)
+    if not left:
+        return ""
+    return (
+        f"Their {plural(left, 'file')} in the file store go at the next `batchdesk db gc --yes` "
+        "(an hour from now at the earliest)."
+    )
 
 
 def drifted_batches(connection: Connection) -> list[str]:

@@ -297,7 +297,14 @@ def stream_chunk_views(connection: Connection, sha256: bytes) -> Generator[memor
                 view = view[_COPY_ROW.size + length :]
 
 
-def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> int:
+@dataclass(frozen=True)
+class BlobCount:
+    files: int
+    bytes: int
+    in_store: int = 0  # of `files`, those whose bytes are in the file store (gone at its gc)
+
+
+def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> BlobCount:
     """Delete those of `candidates` that no job uses any more; return how many went.
 
     Runs inside the caller's transaction (deleting a batch). A candidate that another
@@ -305,8 +312,8 @@ def delete_unreferenced(connection: Connection, candidates: Iterable[bytes]) -> 
     """
     hashes = sorted(set(candidates))
     if not hashes:
-        return 0
-    return _lock_and_delete(connection, "b.sha256 = ANY(%s)", [hashes], len(hashes)).files
+        return BlobCount(0, 0)
+    return _lock_and_delete(connection, "b.sha256 = ANY(%s)", [hashes], len(hashes))
 
 
 # Files no job uses are kept this long after their upload: a submission still uploading (or
@@ -319,12 +326,6 @@ _UNREFERENCED = (
     "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_sha256 = b.sha256) "
     "AND NOT EXISTS (SELECT 1 FROM job_outputs o WHERE o.sha256 = b.sha256)"
 )
-
-
-@dataclass(frozen=True)
-class BlobCount:
-    files: int
-    bytes: int
 
 
 @dataclass(frozen=True)
@@ -376,10 +377,13 @@ def _lock_and_delete(
         return BlobCount(0, 0)
     # A new statement sees every use committed until the rows were locked.
     deleted = connection.execute(
-        f"DELETE FROM blobs b WHERE b.sha256 = ANY(%s) AND {_UNREFERENCED} RETURNING size",
+        f"DELETE FROM blobs b WHERE b.sha256 = ANY(%s) AND {_UNREFERENCED} "
+        "RETURNING size, location = 'store'",
         ([bytes(row[0]) for row in locked],),
     ).fetchall()
-    return BlobCount(len(deleted), sum(int(row[0]) for row in deleted))
+    return BlobCount(
+        len(deleted), sum(int(row[0]) for row in deleted), sum(1 for row in deleted if row[1])
+    )
 
 
 def collect_garbage(
