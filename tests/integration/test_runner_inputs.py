@@ -197,3 +197,30 @@ def test_inputs_held_in_memory_count_against_the_budget(
     folders = listing.read_text(encoding="utf-8").splitlines()
     assert len(folders) == 2
     assert all("input.png" not in folder.split() for folder in folders)
+
+
+def test_stored_bytes_past_the_submitted_size_fail_the_job_with_a_sentence(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    # The input is received into memory sized for the bytes submitted; a damaged copy with
+    # more bytes (here a part too many) is told as such, not as an internal error.
+    pipeline_store.install_missing(database, default_pipelines())
+    path = make_render(tmp_path / "PL_DXB191_v.png", seed=1)
+    submit_files(database, [path], "thumbnails")
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "INSERT INTO blob_chunks (sha256, chunk_index, data) "
+            "SELECT sha256, max(chunk_index) + 1, '\\x00'::bytea FROM blob_chunks GROUP BY sha256"
+        )
+
+    with running(database, FAST) as events:
+        pass
+
+    message = (
+        f"The stored copy of PL_DXB191_v.png is longer than the {path.stat().st_size:,} bytes "
+        "submitted: it is damaged. Submit the file again."
+    )
+    with psycopg.connect(database_conninfo) as conn:
+        rows = conn.execute("SELECT status, last_error FROM jobs").fetchall()
+    assert rows == [("failed", message)]
+    assert [(e.kind, e.message) for e in events] == [("started", ""), ("failed", message)]

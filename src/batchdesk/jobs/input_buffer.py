@@ -63,6 +63,11 @@ class InputBuffer:
     def capacity(self) -> int:
         return len(self._map)
 
+    @property
+    def room(self) -> int:
+        """How many more bytes it takes before the input's recorded size is reached."""
+        return self._limit - self._size
+
     def clear(self) -> None:
         """Forget what was written (a download that starts over)."""
         self._size = 0

@@ -245,6 +245,16 @@ class JobExecution:
             if isinstance(target, InputBuffer):
                 target.clear()
                 for chunk in chunks:
+                    if len(chunk) > target.room:
+                        # Read on: a store file is checked against its hash at its end, and
+                        # that sentence names the damaged file.
+                        for _rest in chunks:
+                            pass
+                        raise JobFailed(
+                            f"The stored copy of {job.file_name} is longer than the "
+                            f"{job.input_size:,} bytes submitted: it is damaged. Submit the "
+                            "file again."
+                        )
                     target.write(chunk)
                 return
             with target.open("wb") as out:
