@@ -24,8 +24,9 @@ from batchdesk.jobs.job_execution import JobEvent
 from batchdesk.jobs.memory_estimate import estimate_job_memory
 from batchdesk.jobs.pipeline_spec import parse_pipeline
 from batchdesk.jobs.runner import Runner, RunnerConfig
-from batchdesk.storage import blob_store, pipeline_store
+from batchdesk.storage import blob_store, file_bytes, pipeline_store
 from batchdesk.storage.database import Database
+from batchdesk.storage.file_bytes import FileStoreSetting
 from batchdesk.storage.submission import SubmissionRequest, submit
 
 FAST = RunnerConfig(threads=2, heartbeat_interval=0.5, poll_interval=0.5, liveness_timeout=3)
@@ -224,3 +225,39 @@ def test_stored_bytes_past_the_submitted_size_fail_the_job_with_a_sentence(
         rows = conn.execute("SELECT status, last_error FROM jobs").fetchall()
     assert rows == [("failed", message)]
     assert [(e.kind, e.message) for e in events] == [("started", ""), ("failed", message)]
+
+
+def test_an_input_kept_in_the_file_store_is_estimated_and_held_in_memory_too(
+    database: Database, database_conninfo: str, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    with database.begin() as connection:
+        file_bytes.write_setting(connection, FileStoreSetting(file_bytes.STORE, str(store)))
+    listing = tmp_path / "listing.txt"
+    steps = add_listing_pipeline(database_conninfo, listing, wait=0)
+    with psycopg.connect(database_conninfo) as conn:
+        conn.execute(
+            "INSERT INTO pipelines (name, description, steps) VALUES ('huge-canvas', '', %s)",
+            (json.dumps([{"op": "pad", "width": 6000, "height": 6000}, {"op": "output"}]),),
+        )
+    small = make_render(tmp_path / "PL_DXB191_v.png", seed=1)
+    huge = make_render(tmp_path / "PL_DXB192_v.png", seed=2)
+    submit_files(database, [small], "listing")
+    submit_files(database, [huge], "huge-canvas")
+    with psycopg.connect(database_conninfo) as conn:
+        assert conn.execute("SELECT DISTINCT location FROM blobs").fetchall() == [("store",)]
+    budget = peak_memory(steps) + small.stat().st_size  # far below the canvas's 138 MB
+
+    with running(database, replace(FAST, memory_budget=budget)):
+        pass
+
+    with psycopg.connect(database_conninfo) as conn:
+        rows = conn.execute("SELECT file_name, status, last_error FROM jobs").fetchall()
+    errors = {name: (status, error) for name, status, error in rows}
+    assert errors["PL_DXB191_v.png"] == ("completed", None)
+    status, error = errors["PL_DXB192_v.png"]
+    assert status == "failed"
+    assert "step 1 (pad): a 6000 × 6000 canvas needs about 138 MB of memory, more than" in error
+    (folder,) = listing.read_text(encoding="utf-8").splitlines()
+    assert "input.png" not in folder.split()

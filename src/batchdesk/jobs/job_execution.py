@@ -126,7 +126,8 @@ class JobExecution:
         pipeline. The job then fails on its own before it decodes anything.
         """
         with self.database.connect() as connection:
-            size = png_header_size(job_queue.input_header(connection, job.input_sha256))
+            paths = self.database.share_paths
+            size = png_header_size(file_bytes.head(connection, job.input_sha256, paths))
             try:
                 row = pipeline_store.load_batch_pipeline(connection, job.batch_id, job.pipeline)
                 spec = parse_pipeline(row.name, row.description, row.version, row.steps)

@@ -259,6 +259,30 @@ def _insert_rows(connection: Connection, digests: Sequence[FileDigest]) -> None:
 # -- reading -------------------------------------------------------------------------------------
 
 
+def head(connection: Connection, sha256: bytes, paths: SharePaths, count: int = 64) -> bytes:
+    """Return a stored file's first `count` bytes, from wherever it is, for reading its header.
+
+    Not checked against the file's hash (reading the whole file does that). Empty when they
+    cannot be read now: no such file, a store folder that is not set or not reachable.
+    """
+    row = connection.execute(
+        "SELECT substring(data from 1 for %s) FROM blob_chunks "
+        "WHERE sha256 = %s AND chunk_index = 0",
+        (count, sha256),
+    ).fetchone()
+    if row is not None:  # in the database: one query, as for most files
+        return bytes(row[0])
+    place = _place(connection, sha256)
+    if place is None or place.location == DATABASE or place.folder is None:
+        return b""
+    try:
+        path = paths.to_local(place.folder) / folder_store.relative_path(sha256)
+        with path.open("rb") as file:
+            return file.read(count)
+    except OSError:
+        return b""
+
+
 def chunk_views(
     connection: Connection, sha256: bytes, paths: SharePaths
 ) -> Iterator[bytes | memoryview]:

@@ -468,13 +468,3 @@ def job_counts(database: Database) -> dict[str, int]:
             "count(*) FROM jobs GROUP BY 1"
         ).fetchall()
     return {status: int(count) for status, count in rows}
-
-
-def input_header(connection: Connection, sha256: bytes) -> bytes:
-    """Return the first bytes of a stored file (enough for a PNG header)."""
-    row = connection.execute(
-        "SELECT substring(data from 1 for 64) FROM blob_chunks "
-        "WHERE sha256 = %s AND chunk_index = 0",
-        (sha256,),
-    ).fetchone()
-    return bytes(row[0]) if row else b""
