@@ -249,7 +249,7 @@ class Writes:
             return changed, 0
         if not copied.synced:
             _sync(copied.temporary)  # the file under its name vanished since it was hashed
-        named = _publish(copied.temporary, target)
+        named = publish(copied.temporary, target)
         copied.temporary.unlink(missing_ok=True)
         return changed, copied.size if named else 0
 
@@ -357,7 +357,7 @@ def _present(target: Path, size: int) -> bool:
         return False
 
 
-def _publish(temporary: Path, target: Path) -> bool:
+def publish(temporary: Path, target: Path) -> bool:
     """Give the written file its name, never replacing a file already there; False if there."""
     try:
         # A hard link fails if the name exists: the first writer's file stays as it is.

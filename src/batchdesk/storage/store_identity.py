@@ -11,12 +11,16 @@ The marker is written once, by `batchdesk db file-store PATH`. A store set befor
 existed has no id in the database and is used unchecked until that command is run again.
 """
 
-import errno
 import os
 import uuid
 from pathlib import Path
 
-from batchdesk.storage.folder_store import TEMPORARY_PREFIX, StoreUnavailable
+from batchdesk.storage.folder_store import (
+    TEMPORARY_PREFIX,
+    StoreUnavailable,
+    publish,
+    sync_folder,
+)
 from batchdesk.storage.pool import Connection
 from batchdesk.storage.share_paths import SharePaths
 
@@ -107,15 +111,8 @@ def _write_marker(root: Path, store: str) -> str:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        try:
-            os.link(temporary, marker)  # never replaces a marker written meanwhile
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise
-            if not marker.exists():  # shares without hard links
-                os.replace(temporary, marker)
+        publish(temporary, marker)  # never replaces a marker written meanwhile
+        sync_folder(root)
     except OSError as exc:
         raise StoreUnavailable(f"Cannot write {marker}: {exc.strerror or exc}.") from exc
     finally:
