@@ -4,6 +4,7 @@ import hashlib
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def test_files_move_into_the_store_and_back_with_the_same_bytes(
     assert locations(database) == {"store": 3}
     assert count(database, "blob_chunks") == 0
     assert export_inputs(database, name, tmp_path / "in-store.zip") == before
+    with database.connect() as connection:
+        crcs = connection.execute("SELECT sha256, crc32 FROM blobs").fetchall()
+    for sha256, crc32 in crcs:  # what later reads check
+        assert crc32 == zlib.crc32((store / folder_store.relative_path(bytes(sha256))).read_bytes())
 
     use_database(database, store)
     back = file_moves.move_files(database, file_bytes.DATABASE)

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,8 +117,29 @@ def test_a_file_already_in_the_database_is_not_copied_to_the_store(
     assert stored_files(store) == []
 
 
-def test_a_damaged_file_in_the_store_fails_its_job_and_its_export_naming_the_file(
+def test_every_file_written_to_the_store_has_the_crc_its_reads_check(
     database: Database, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    use_store(database, store)
+    inputs = [make_png(tmp_path / "in" / f"PL_DXB19{i}.png", (64, 48), seed=i) for i in range(2)]
+
+    submit_paths(database, inputs, pipeline="thumbnails")
+    run_all_jobs(database)
+
+    with database.connect() as connection:
+        rows = connection.execute("SELECT sha256, crc32 FROM blobs").fetchall()
+    submitted = {hashlib.sha256(p.read_bytes()).digest() for p in inputs}
+    assert {bytes(sha256) for sha256, _ in rows} > submitted  # thumbnails are new files
+    for sha256, crc32 in rows:
+        kept = store / folder_store.relative_path(bytes(sha256))
+        assert crc32 == zlib.crc32(kept.read_bytes()), kept
+
+
+@pytest.mark.parametrize("written_before_crcs", [False, True])
+def test_a_damaged_file_in_the_store_fails_its_job_and_its_export_naming_the_file(
+    database: Database, tmp_path: Path, written_before_crcs: bool
 ) -> None:
     store = tmp_path / "store"
     store.mkdir()
@@ -125,6 +147,9 @@ def test_a_damaged_file_in_the_store_fails_its_job_and_its_export_naming_the_fil
     source = make_png(tmp_path / "in" / "PL_DXB191.png", (32, 32), seed=3)
     name = submit_paths(database, [source])
     [stored] = stored_files(store)
+    if written_before_crcs:  # as rows from before 0014 are: checked by their sha256
+        with database.begin() as connection:
+            connection.execute("UPDATE blobs SET crc32 = NULL")
     stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
 
     run_all_jobs(database)

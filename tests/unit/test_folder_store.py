@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,11 @@ def test_a_file_is_stored_under_its_hash_in_fan_out_folders(tmp_path: Path) -> N
     store.mkdir()
     source, sha = make_file(tmp_path / "a.png", b"pixels" * 1000)
 
-    written = folder_store.put(store, source, sha, 6000)
+    put = folder_store.put(store, source, sha, 6000)
 
     name = sha.hex()
-    assert written == 6000
+    assert put.written == 6000
+    assert put.crc32 == zlib.crc32(source.read_bytes())  # the CRC reads check, from zlib's own
     assert (store / name[:2] / name[2:4] / name).read_bytes() == source.read_bytes()
     assert b"".join(folder_store.read(store, sha, 6000)) == source.read_bytes()
     leftovers = [p for p in store.rglob("*") if p.name.startswith(folder_store.TEMPORARY_PREFIX)]
@@ -39,7 +41,7 @@ def test_a_file_already_present_is_not_written_again(tmp_path: Path) -> None:
     stored = store / folder_store.relative_path(sha)
     before = stored.stat()
 
-    assert folder_store.put(store, source, sha, 10) == 0
+    assert folder_store.put(store, source, sha, 10) == folder_store.Put(0, None)
     assert stored.stat().st_ino == before.st_ino
     assert stored.stat().st_mtime_ns == before.st_mtime_ns
 
@@ -67,7 +69,29 @@ def test_a_damaged_stored_file_is_reported_by_its_path(tmp_path: Path) -> None:
 
     with pytest.raises(DamagedFile, match=f"{stored} is damaged"):
         b"".join(folder_store.read(store, sha, 14))
+    with pytest.raises(DamagedFile, match=f"{stored} is damaged"):  # by its CRC-32 this time
+        b"".join(folder_store.read(store, sha, 14, zlib.crc32(b"original bytes")))
     assert folder_store.verify(store, sha, 14) is not None
+
+
+def test_reads_check_the_crc_and_db_check_also_the_sha256(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    source, sha = make_file(tmp_path / "a.png", b"original bytes")
+    crc = folder_store.put(store, source, sha, 14).crc32
+    assert crc is not None
+    assert folder_store.verify(store, sha, 14, crc) is None
+    stored = store / folder_store.relative_path(sha)
+
+    # Replaced by bytes whose CRC-32 is recorded as the row's (a row gone wrong): a read
+    # trusts the CRC, the thorough check `db check --files` runs does not.
+    stored.write_bytes(b"replaced bytes")
+    wrong = zlib.crc32(b"replaced bytes")
+    assert b"".join(folder_store.read(store, sha, 14, wrong)) == b"replaced bytes"
+    assert "is damaged" in (folder_store.verify(store, sha, 14, wrong) or "")
+    assert folder_store.whole_crc32(store, sha, 14) is None
+    stored.write_bytes(b"original bytes")
+    assert folder_store.whole_crc32(store, sha, 14) == crc
 
 
 def test_a_missing_stored_file_and_a_missing_share_say_which(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ def test_images_are_stored_and_other_files_deflated(tmp_path: Path) -> None:
             zipfile.ZIP_DEFLATED,
         ]
         assert read.read("b/m.csv") == b"x" * 2000
+        assert read.read("b/a.png") == b"png"
+        assert read.testzip() is None  # every entry's CRC checked
         assert read.comment == b"comment"
         assert not any(zip64_extra_present(i.extra) for i in read.infolist())
 

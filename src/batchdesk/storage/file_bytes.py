@@ -1,8 +1,9 @@
 """One interface for file bytes, so nothing else knows whether they are in the database or a folder.
 
-Every stored file has a `blobs` row (its sha256, size and upload time), whichever place holds
-its bytes: the jobs and outputs that reference it, the locks that keep it from deletion and the
-garbage collector all work on those rows. `blobs.location` says where the bytes are:
+Every stored file has a `blobs` row (its sha256, size and upload time; for a file in the store,
+the CRC-32 its reads check), whichever place holds its bytes: the jobs and outputs that
+reference it, the locks that keep it from deletion and the garbage collector all work on those
+rows. `blobs.location` says where the bytes are:
 `database` (in `blob_chunks`, `blob_store`) or `store` (in the studio's file store folder,
 `folder_store`). The studio setting (`batchdesk db file-store`) decides where new files go;
 reading works from either place whatever the setting is.
@@ -204,14 +205,16 @@ def _upload_to_store(
                 want = expected[index].sha256 if expected is not None else None
                 writes.add(paths[index], want, count, cancelled)
                 index += 1
-            group = [FileDigest(c.sha256, c.size) for c in writes.files()]
+            copies = writes.files()
+            group = [FileDigest(c.sha256, c.size) for c in copies]
             with database.begin() as connection:
                 stored = blob_store.existing(connection, group)
                 writes.publish(skip=stored)
                 todo = _unique(zip(paths[start:index], group, strict=True))
                 new = [item for sha, item in todo.items() if sha not in stored]
                 store_gc.hold(connection, folder, new)  # from `db gc`, until the rows commit
-                _insert_rows(connection, [d for _, d in new])
+                crcs = {c.sha256: c.crc32 for c in copies}
+                _insert_rows(connection, [(d, crcs[d.sha256]) for _, d in new])
         digests.extend(group)
     return digests
 
@@ -231,9 +234,10 @@ def store_in_transaction(
     unique = _unique(items)
     stored = blob_store.hold(connection, unique)
     todo = [item for sha, item in unique.items() if sha not in stored]
-    sent = sum(folder_store.put(folder, path, d.sha256, d.size) for path, d in todo)
+    puts = [folder_store.put(folder, path, d.sha256, d.size) for path, d in todo]
+    sent = sum(put.written for put in puts)
     sent += store_gc.hold(connection, folder, todo)  # from `db gc`, until the caller commits
-    _insert_rows(connection, [d for _, d in todo])
+    _insert_rows(connection, [(d, put.crc32) for (_, d), put in zip(todo, puts, strict=True)])
     return sent
 
 
@@ -244,15 +248,17 @@ def _unique(items: Iterable[tuple[Path, FileDigest]]) -> dict[bytes, tuple[Path,
     return unique
 
 
-def _insert_rows(connection: Connection, digests: Sequence[FileDigest]) -> None:
-    if not digests:
+def _insert_rows(connection: Connection, files: Sequence[tuple[FileDigest, int | None]]) -> None:
+    """Insert the rows of files just made durable in the store, with their CRC-32 if known."""
+    if not files:
         return
     # In hash order, as blob_store inserts: two writers of overlapping files never deadlock.
     connection.execute(
-        "INSERT INTO blobs (sha256, size, location) "
-        "SELECT u.sha256, u.size, 'store' FROM unnest(%s::bytea[], %s::bigint[]) "
-        "AS u(sha256, size) ORDER BY u.sha256 ON CONFLICT (sha256) DO NOTHING",
-        ([d.sha256 for d in digests], [d.size for d in digests]),
+        "INSERT INTO blobs (sha256, size, location, crc32) "
+        "SELECT u.sha256, u.size, 'store', u.crc32 "
+        "FROM unnest(%s::bytea[], %s::bigint[], %s::bigint[]) AS u(sha256, size, crc32) "
+        "ORDER BY u.sha256 ON CONFLICT (sha256) DO NOTHING",
+        ([d.sha256 for d, _ in files], [d.size for d, _ in files], [crc for _, crc in files]),
     )
 
 
@@ -300,7 +306,7 @@ def chunks(
 
     `streamed` reads a database file in one streamed query (fastest, but stopping early aborts
     the connection's transaction: see `blob_store.stream_chunks`); False reads it a chunk per
-    query. A file in the store is checked against its hash as it is read.
+    query. A file in the store is checked as it is read (see `folder_store.read`).
     """
     read = blob_store.stream_chunks if streamed else blob_store.read_chunks
     for chunk in _follow(connection, sha256, paths, read):
@@ -312,16 +318,17 @@ class _Place:
     location: str
     size: int
     folder: str | None  # the store's folder as the studio names it
+    crc32: int | None  # what a read from the store checks (None: its sha256)
 
 
 def _place(connection: Connection, sha256: bytes) -> _Place | None:
     """Return where a stored file's bytes are, or None when it is not stored (any more)."""
     row = connection.execute(
-        "SELECT b.location, b.size, (SELECT value FROM studio_settings WHERE key = %s) "
+        "SELECT b.location, b.size, (SELECT value FROM studio_settings WHERE key = %s), b.crc32 "
         "FROM blobs b WHERE b.sha256 = %s",
         (_FOLDER_KEY, sha256),
     ).fetchone()
-    return None if row is None else _Place(str(row[0]), int(row[1]), row[2])
+    return None if row is None else _Place(str(row[0]), int(row[1]), row[2], row[3])
 
 
 def _store_chunks(
@@ -334,7 +341,7 @@ def _store_chunks(
         )
     root = paths.to_local(place.folder)
     try:
-        yield from folder_store.read(root, sha256, place.size)
+        yield from folder_store.read(root, sha256, place.size, place.crc32)
     except NotFound as exc:
         if not isinstance(exc, folder_store.DamagedFile):
             store_identity.check(connection, root, paths)  # the wrong folder, not a lost file?
@@ -396,7 +403,7 @@ def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[s
     """Read every file kept in the store and yield a sentence for each one missing or damaged."""
     folder = read_setting(connection).folder
     rows = connection.execute(
-        "SELECT sha256, size FROM blobs WHERE location = 'store' ORDER BY sha256"
+        "SELECT sha256, size, crc32 FROM blobs WHERE location = 'store' ORDER BY sha256"
     ).fetchall()
     if rows and folder is None:
         yield f"{len(rows):,} files are kept in the file store, but no folder is set."
@@ -407,9 +414,9 @@ def damaged_store_files(connection: Connection, paths: SharePaths) -> Iterator[s
         except store_identity.WrongStore as exc:
             yield f"{exc} None of its {len(rows):,} files were checked."
             return
-    for sha256, size in rows:
+    for sha256, size, crc32 in rows:
         assert folder is not None
-        problem = folder_store.verify(paths.to_local(folder), bytes(sha256), int(size))
+        problem = folder_store.verify(paths.to_local(folder), bytes(sha256), int(size), crc32)
         now = _place(connection, bytes(sha256)) if problem else None
         if problem and now is not None and now.location == STORE:  # not moved out meanwhile
             yield problem

@@ -37,6 +37,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zlib_ng import zlib_ng
+
 from batchdesk.domain.units import format_size
 from batchdesk.errors import InvalidRequest, KnownError, NotFound
 from batchdesk.storage import blob_store, file_bytes, folder_store, store_gc, store_identity
@@ -240,7 +242,7 @@ class FileMover:
                 # Closed before the connection goes back, so a COPY cut short ends first.
                 closing(blob_store.stream_chunk_views(connection, sha256)) as chunks,
             ):
-                _copy_into_store(root, chunks, sha256, size, self._count_bytes)
+                crc32 = _copy_into_store(root, chunks, sha256, size, self._count_bytes)
             with self.database.begin() as connection:
                 location = _lock(connection, sha256)
                 if location != file_bytes.DATABASE:
@@ -251,7 +253,8 @@ class FileMover:
                 if not store_gc.there(root, sha256, size):
                     continue
                 connection.execute(
-                    "UPDATE blobs SET location = 'store' WHERE sha256 = %s", (sha256,)
+                    "UPDATE blobs SET location = 'store', crc32 = %s WHERE sha256 = %s",
+                    (crc32, sha256),
                 )
                 connection.execute("DELETE FROM blob_chunks WHERE sha256 = %s", (sha256,))
             return True
@@ -317,8 +320,8 @@ def _copy_into_store(
     sha256: bytes,
     size: int,
     on_bytes: Callable[[int], None],
-) -> None:
-    """Make a file whole and durable in the store from its bytes in the database.
+) -> int:
+    """Make a file whole and durable in the store from its bytes in the database; its CRC-32.
 
     Its database copy is deleted next, so a file already under the name is read and kept only
     if its bytes are right, and a damaged one is replaced. Raises DamagedFile when `chunks` are
@@ -326,20 +329,24 @@ def _copy_into_store(
     under the name then.
     """
     target = root / folder_store.relative_path(sha256)
-    if store_gc.there(root, sha256, size) and folder_store.verify(root, sha256, size) is None:
-        return
+    if store_gc.there(root, sha256, size):
+        crc32 = folder_store.whole_crc32(root, sha256, size)
+        if crc32 is not None:
+            return crc32
     if not root.is_dir():
         raise StoreUnavailable(
             f"The file store {root} is not there: is the share mounted on this machine?"
         )
     temporary = root / f"{folder_store.TEMPORARY_PREFIX}{uuid.uuid4().hex}"
     check = hashlib.sha256()
+    crc32 = 0
     written = 0
     try:
         changed = folder_store.make_folders(root, target)
         with temporary.open("xb") as out:
             for chunk in chunks:
                 check.update(chunk)
+                crc32 = zlib_ng.crc32(chunk, crc32)
                 out.write(chunk)
                 written += len(chunk)
                 on_bytes(len(chunk))
@@ -359,3 +366,4 @@ def _copy_into_store(
         raise folder_store.unavailable(root, exc, "write to") from exc
     finally:
         temporary.unlink(missing_ok=True)
+    return crc32

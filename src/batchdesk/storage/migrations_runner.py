@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 MIGRATION_LOCK_KEY = 0x62617463_68646B01  # "batchdk" + 1: any fixed bigint unique to us
 # The newest revision in migrations/versions; tests/integration/test_schema.py checks it.
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 
 def _config() -> "Config":

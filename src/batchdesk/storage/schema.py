@@ -152,6 +152,9 @@ blobs = Table(
     # Where the bytes are: "database" (blob_chunks) or "store" (the studio's file store folder).
     Column("location", Text, nullable=False, server_default="database"),
     CheckConstraint("location IN ('database', 'store')", name="blobs_location_check"),
+    # A store file's CRC-32, which its reads check (NULL: checked by its sha256).
+    Column("crc32", BigInteger),
+    CheckConstraint("crc32 BETWEEN 0 AND 4294967295", name="blobs_crc32_check"),
 )
 
 blob_chunks = Table(

@@ -67,7 +67,7 @@ def hold(connection: Connection, root: Path, items: Sequence[tuple[Path, FileDig
     written = 0
     for path, digest in items:
         if not there(root, digest.sha256, digest.size):
-            written += folder_store.put(root, path, digest.sha256, digest.size)
+            written += folder_store.put(root, path, digest.sha256, digest.size).written
     return written
 
 
